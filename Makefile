@@ -1,0 +1,45 @@
+# Every target sets itself up: a virtualenv in .venv with requirements-dev.txt installed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 3000
+PROVIDER ?=
+export PYTHONPATH := layers/shared:local
+
+.PHONY: setup test lint unit integration dev demo bench samples clean
+
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+dev: $(STAMP)
+	$(PY) -m motionrelay_local dev --port $(PORT)
+
+demo: $(STAMP)
+	$(PY) -m motionrelay_local demo $(if $(PROVIDER),--provider $(PROVIDER))
+
+bench: $(STAMP)
+	$(PY) bench/cold_start.py
+
+samples: $(STAMP)
+	$(PY) samples/make_samples.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .aws-sam

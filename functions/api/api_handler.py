@@ -1,0 +1,37 @@
+"""API function: POST /v1/jobs, GET /v1/jobs/{id}. Parse, call the package, map errors."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from motionrelay.apikeys import authenticate
+from motionrelay.http_api import callback_base, json_response, register_error_handlers
+from motionrelay.observability import logger, metrics, tracer
+from motionrelay.submission import create_job, get_job, job_resource
+from motionrelay.validation import parse_job_request
+
+app = APIGatewayHttpResolver()
+register_error_handlers(app)
+
+
+@app.post("/v1/jobs")
+@tracer.capture_method(capture_response=False)
+def post_job():
+    principal = authenticate(app.current_event.headers.get("authorization"))
+    request = parse_job_request(app.current_event.decoded_body)
+    job = create_job(principal, request, callback_base=callback_base(app.current_event))
+    return json_response(202, job_resource(job), headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@app.get("/v1/jobs/<job_id>")
+@tracer.capture_method(capture_response=False)
+def read_job(job_id: str):
+    principal = authenticate(app.current_event.headers.get("authorization"))
+    logger.append_keys(job_id=job_id, tenant_id=principal.tenant_id)
+    return json_response(200, job_resource(get_job(principal, job_id)))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

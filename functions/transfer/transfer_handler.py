@@ -1,0 +1,27 @@
+"""Transfer function: SQS messages `{"job_id"}` -> copy the provider's video into S3."""
+
+import json
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from motionrelay.observability import logger, metrics, tracer
+from motionrelay.transfer import transfer_job
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@tracer.capture_method(capture_response=False)
+def record_handler(record: SQSRecord) -> str:
+    job_id = json.loads(record.body)["job_id"]
+    outcome = transfer_job(job_id)  # TransferRetry propagates: the message is retried
+    logger.info("transfer handled", extra={"job_id": job_id, "outcome": outcome})
+    return outcome
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

@@ -1,0 +1,31 @@
+"""Webhook function: POST /v1/callbacks/{provider}/{job_id}. Verify, re-fetch, apply."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from motionrelay.http_api import json_response, register_error_handlers
+from motionrelay.observability import logger, metrics, tracer
+from motionrelay.webhooks import handle_callback
+
+app = APIGatewayHttpResolver()
+register_error_handlers(app)
+
+
+@app.post("/v1/callbacks/<provider>/<job_id>")
+@tracer.capture_method(capture_response=False)
+def callback(provider: str, job_id: str):
+    logger.append_keys(job_id=job_id, provider=provider)
+    event = app.current_event
+    raw_body = event.decoded_body or ""
+    result = handle_callback(
+        provider, job_id, event.headers, raw_body.encode() if isinstance(raw_body, str) else raw_body,
+        event.query_string_parameters or {},
+    )
+    return json_response(200, result)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

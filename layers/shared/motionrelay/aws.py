@@ -1,0 +1,53 @@
+"""Lazily created boto3 clients, shared per process.
+
+boto3 costs ~200 ms to import and each client another ~50-150 ms to build, so nothing
+here runs at import time: a handler pays for a client only when a request needs it.
+`AWS_ENDPOINT_URL` (the local stack's moto server) is honoured by boto3 itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
+_patched = False
+
+
+def _patch_tracing() -> None:
+    """X-Ray patching for botocore, done once and only when a client is first needed."""
+    global _patched
+    if _patched:
+        return
+    _patched = True
+    from motionrelay.observability import tracer
+
+    if not tracer.disabled:
+        tracer.provider.patch(["botocore"])
+
+
+def client(service: str) -> Any:
+    existing = _clients.get(service)
+    if existing is not None:
+        return existing
+    with _lock:
+        if service not in _clients:
+            _patch_tracing()
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                retries={"max_attempts": 4, "mode": "standard"},
+                connect_timeout=3,
+                read_timeout=10,
+                signature_version="s3v4" if service == "s3" else None,
+            )
+            _clients[service] = boto3.session.Session().client(service, config=config)
+        return _clients[service]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch endpoints between moto instances)."""
+    with _lock:
+        _clients.clear()

@@ -1,0 +1,108 @@
+"""The small interface every provider adapter implements.
+
+Adapters are sans-I/O: they build `httpx.Request` objects and parse `httpx.Response`
+objects. The caller (API, poller, webhook, sandbox contract tests, benchmarks) owns the
+client, so the same adapter serves sync and async code alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from motionrelay.models import ProviderStatus
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do with a job; routing and validation read these, nothing else."""
+
+    callbacks: bool
+    callback_auth: str  # "hmac-taskid-timestamp" | "url-token" | "none"
+    inline_base64: bool
+    max_image_bytes: int
+    max_video_bytes: int
+    max_video_seconds_image_orientation: float
+    max_video_seconds_video_orientation: float
+    min_video_seconds: float
+    qualities: frozenset[str]
+    prompt: bool
+    negative_prompt: bool
+    sound_control: bool
+    progress: bool
+    max_prompt_chars: int = 2500
+    video_containers: frozenset[str] = field(default_factory=lambda: frozenset({"mp4", "mov"}))
+
+
+@dataclass(frozen=True)
+class SubmitSpec:
+    """A normalised request, with inputs already staged and reachable by URL."""
+
+    image_url: str
+    video_url: str
+    character_orientation: str
+    quality: str
+    prompt: str | None
+    negative_prompt: str | None
+    keep_original_sound: bool
+    callback_url: str | None
+
+
+class ProviderError(Exception):
+    """A provider refused or failed a call. `retryable` decides retry/failover vs final."""
+
+    def __init__(self, provider: str, code: str, message: str, *, retryable: bool,
+                 http_status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(f"{provider}: {code}: {message}")
+        self.provider = provider
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class CallbackRejected(Exception):
+    """A callback failed verification; the webhook answers 401 and writes nothing."""
+
+
+@dataclass(frozen=True)
+class CallbackHint:
+    """What a verified callback tells us: only which task to re-fetch."""
+
+    task_id: str
+
+
+class ProviderAdapter(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    @property
+    def signs_callbacks(self) -> bool: ...
+
+    def build_submit(self, spec: SubmitSpec) -> httpx.Request: ...
+
+    def parse_submit(self, response: httpx.Response) -> str: ...
+
+    def build_status(self, task_id: str) -> httpx.Request: ...
+
+    def parse_status(self, response: httpx.Response) -> ProviderStatus: ...
+
+    def verify_callback(self, headers: Mapping[str, str], raw_body: bytes, now: float) -> CallbackHint: ...
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds (only the delta-seconds form; HTTP dates are rare here)."""
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def http_status_retryable(status: int) -> bool:
+    return status == 408 or status == 429 or status >= 500

@@ -1,0 +1,109 @@
+"""The data resources' definitions, in one place.
+
+template.yaml declares the same table, indexes, bucket rules and queues for AWS (a unit
+test checks the two agree); the local stack and the tests create them from here, since
+moto cannot run the SAM template.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DUE_INDEX = "due"  # sparse: only jobs that still need polling carry `due_shard`
+TENANT_INDEX = "by_tenant"  # a tenant's jobs, newest first
+INPUT_PREFIX = "inputs/"
+OUTPUT_PREFIX = "outputs/"
+INPUT_EXPIRY_DAYS = 2
+TRANSFER_MAX_RECEIVES = 5
+TRANSFER_FUNCTION_TIMEOUT = 300
+# AWS advises a visibility timeout of at least 6x the consuming function's timeout.
+TRANSFER_VISIBILITY_SECONDS = 6 * TRANSFER_FUNCTION_TIMEOUT
+
+# Attributes the poller needs, projected into the due index so a poll reads no base item.
+DUE_PROJECTION = [
+    "id", "phase", "provider", "provider_task_id", "deadline_at", "poll_count", "tenant_id",
+]
+
+JOBS_TABLE: dict[str, Any] = {
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+        {"AttributeName": "due_shard", "AttributeType": "S"},
+        {"AttributeName": "next_poll_at", "AttributeType": "N"},
+        {"AttributeName": "tenant_id", "AttributeType": "S"},
+        {"AttributeName": "created_at", "AttributeType": "S"},
+    ],
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": DUE_INDEX,
+            "KeySchema": [
+                {"AttributeName": "due_shard", "KeyType": "HASH"},
+                {"AttributeName": "next_poll_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": DUE_PROJECTION},
+        },
+        {
+            "IndexName": TENANT_INDEX,
+            "KeySchema": [
+                {"AttributeName": "tenant_id", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+    ],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+BUCKET_LIFECYCLE: dict[str, Any] = {
+    "Rules": [
+        {
+            "ID": "expire-staged-inputs",
+            "Status": "Enabled",
+            "Filter": {"Prefix": INPUT_PREFIX},
+            "Expiration": {"Days": INPUT_EXPIRY_DAYS},
+        },
+        {
+            "ID": "abort-incomplete-multipart",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+    ]
+}
+
+
+def create_all(table_name: str, bucket_name: str, transfer_queue_name: str) -> dict[str, str]:
+    """Create the table, bucket and queues (local stack and tests). Returns the queue URL(s)."""
+    import json
+
+    from motionrelay.aws import client
+
+    ddb = client("dynamodb")
+    ddb.create_table(TableName=table_name, **JOBS_TABLE)
+    ddb.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+    s3 = client("s3")
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket_name, LifecycleConfiguration=BUCKET_LIFECYCLE)
+
+    sqs = client("sqs")
+    dlq_url = sqs.create_queue(QueueName=f"{transfer_queue_name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=transfer_queue_name,
+        Attributes={
+            "VisibilityTimeout": str(TRANSFER_VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": TRANSFER_MAX_RECEIVES}
+            ),
+        },
+    )["QueueUrl"]
+    return {"transfer_queue_url": queue_url, "transfer_dlq_url": dlq_url}

@@ -1,0 +1,94 @@
+"""Configuration read from the environment (names fixed in docs/architecture.md).
+
+Provider credentials come from `MOTIONRELAY_<P>_API_KEY` when set (local stack, tests) and
+otherwise from one Secrets Manager JSON secret (`MOTIONRELAY_PROVIDER_SECRET`) whose keys
+are the same variable names, read through Powertools Parameters with a short cache.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
+SECRET_CACHE_SECONDS = 300
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _flag(name: str) -> bool:
+    return _env(name).lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    bucket_name: str
+    transfer_queue_url: str
+    public_url: str
+    routing: tuple[str, ...]
+    provider_secret_name: str
+    local_mode: bool
+    job_deadline_seconds: int
+    due_shards: int
+    output_url_ttl_seconds: int
+    input_url_ttl_seconds: int
+    max_output_bytes: int
+    provider_base_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def allow_loopback(self) -> bool:
+        """Loopback/plain-http fetches are allowed only in the local stack, explicitly."""
+        return self.local_mode
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    routing = tuple(p.strip() for p in _env("MOTIONRELAY_ROUTING", "kie").split(",") if p.strip())
+    unknown = [p for p in routing if p not in PROVIDERS]
+    if unknown:
+        raise ValueError(f"MOTIONRELAY_ROUTING names unknown providers: {', '.join(unknown)}")
+    return Settings(
+        table_name=_env("MOTIONRELAY_TABLE", "motionrelay-jobs"),
+        bucket_name=_env("MOTIONRELAY_BUCKET", "motionrelay-media"),
+        transfer_queue_url=_env("MOTIONRELAY_TRANSFER_QUEUE_URL"),
+        public_url=_env("MOTIONRELAY_PUBLIC_URL").rstrip("/"),
+        routing=routing,
+        provider_secret_name=_env("MOTIONRELAY_PROVIDER_SECRET"),
+        local_mode=_flag("MOTIONRELAY_LOCAL"),
+        job_deadline_seconds=int(_env("MOTIONRELAY_JOB_DEADLINE_SECONDS", "1800")),
+        due_shards=max(1, int(_env("MOTIONRELAY_DUE_SHARDS", "4"))),
+        output_url_ttl_seconds=int(_env("MOTIONRELAY_OUTPUT_URL_TTL_SECONDS", "3600")),
+        # Inputs must stay readable through the provider's queue and run (hours, not minutes).
+        input_url_ttl_seconds=int(_env("MOTIONRELAY_INPUT_URL_TTL_SECONDS", str(12 * 3600))),
+        max_output_bytes=int(_env("MOTIONRELAY_MAX_OUTPUT_BYTES", str(2 * 1024**3))),
+        provider_base_urls={
+            p: _env(f"MOTIONRELAY_{p.upper()}_BASE_URL").rstrip("/") for p in PROVIDERS
+        },
+    )
+
+
+def provider_secret(provider: str, suffix: str = "API_KEY") -> str:
+    """A provider credential: `MOTIONRELAY_<P>_<suffix>` from the env, else from the secret."""
+    name = f"MOTIONRELAY_{provider.upper()}_{suffix}"
+    value = _env(name)
+    if value:
+        return value
+    secret_name = get_settings().provider_secret_name
+    if not secret_name:
+        return ""
+    from aws_lambda_powertools.utilities import parameters  # lazy: only when a secret is used
+
+    from motionrelay.aws import client
+
+    provider_obj = parameters.SecretsProvider(boto3_client=client("secretsmanager"))
+    secret = provider_obj.get(secret_name, transform="json", max_age=SECRET_CACHE_SECONDS) or {}
+    return str(secret.get(name, "")).strip()
+
+
+def reset_settings() -> None:
+    """For tests and the local stack, which change the environment at run time."""
+    get_settings.cache_clear()

@@ -1,0 +1,129 @@
+"""S3 storage: bounded-memory streaming uploads with sha256, presigned GETs.
+
+`stream_upload` holds at most one part (8 MiB) in memory whatever the object's size: chunks
+are appended to a part buffer that is sent and dropped as soon as it is full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from motionrelay.aws import client
+from motionrelay.errors import InputTooLarge
+from motionrelay.models import iso, utc_now
+from motionrelay.settings import get_settings
+
+PART_SIZE = 8 * 1024 * 1024  # S3's minimum part is 5 MiB
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size_bytes: int
+    sha256: str
+    content_type: str
+
+
+def bucket() -> str:
+    return get_settings().bucket_name
+
+
+def put_bytes(key: str, data: bytes, content_type: str) -> StoredObject:
+    digest = hashlib.sha256(data).hexdigest()
+    client("s3").put_object(
+        Bucket=bucket(), Key=key, Body=data, ContentType=content_type, Metadata={"sha256": digest}
+    )
+    return StoredObject(key, len(data), digest, content_type)
+
+
+def stream_upload(
+    key: str,
+    chunks: Iterable[bytes],
+    *,
+    content_type: str | Callable[[bytes], str],
+    max_bytes: int,
+    field: str | None = None,
+    part_size: int = PART_SIZE,
+) -> StoredObject:
+    """Upload an iterable of chunks to `key`. `content_type` may be a function of the first
+    bytes (sniffing), which may raise to refuse the content before anything is stored."""
+    s3 = client("s3")
+    sha = hashlib.sha256()
+    buffer = bytearray()
+    size = 0
+    upload_id: str | None = None
+    parts: list[dict] = []
+    resolved_type: str | None = content_type if isinstance(content_type, str) else None
+
+    def flush() -> None:
+        nonlocal upload_id
+        if upload_id is None:
+            upload_id = s3.create_multipart_upload(Bucket=bucket(), Key=key, ContentType=resolved_type)[
+                "UploadId"
+            ]
+        number = len(parts) + 1
+        etag = s3.upload_part(Bucket=bucket(), Key=key, UploadId=upload_id, PartNumber=number,
+                              Body=bytes(buffer))["ETag"]
+        parts.append({"PartNumber": number, "ETag": etag})
+        buffer.clear()
+
+    try:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if resolved_type is None:
+                resolved_type = content_type(bytes(chunk[:64]))  # type: ignore[operator]
+            size += len(chunk)
+            if size > max_bytes:
+                raise InputTooLarge(f"The content is larger than {max_bytes} bytes.", field=field)
+            sha.update(chunk)
+            buffer.extend(chunk)
+            if len(buffer) >= part_size:
+                flush()
+        if resolved_type is None:
+            from motionrelay.errors import UnsupportedMedia
+
+            raise UnsupportedMedia("The content is empty.", field=field)
+        if upload_id is None:
+            # Small object: one PUT, no multipart bookkeeping.
+            s3.put_object(Bucket=bucket(), Key=key, Body=bytes(buffer), ContentType=resolved_type)
+        else:
+            if buffer:
+                flush()
+            s3.complete_multipart_upload(
+                Bucket=bucket(), Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+    except BaseException:
+        if upload_id is not None:
+            s3.abort_multipart_upload(Bucket=bucket(), Key=key, UploadId=upload_id)
+        raise
+    return StoredObject(key, size, sha.hexdigest(), resolved_type)
+
+
+def head(key: str) -> dict | None:
+    s3 = client("s3")
+    try:
+        return s3.head_object(Bucket=bucket(), Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+
+
+def sha256_of(key: str) -> str:
+    """Hash a stored object by streaming it (used only to recover after a crash)."""
+    body = client("s3").get_object(Bucket=bucket(), Key=key)["Body"]
+    sha = hashlib.sha256()
+    for chunk in iter(lambda: body.read(1024 * 1024), b""):
+        sha.update(chunk)
+    return sha.hexdigest()
+
+
+def presign_get(key: str, ttl_seconds: int) -> tuple[str, str]:
+    url = client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": bucket(), "Key": key}, ExpiresIn=ttl_seconds
+    )
+    return url, iso(utc_now() + timedelta(seconds=ttl_seconds))

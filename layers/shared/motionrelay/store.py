@@ -1,0 +1,191 @@
+"""DynamoDB data access for jobs and API keys (single table, see resources.py).
+
+Every state change is one conditional UpdateItem naming the phases it may start from, so
+two writers racing (callback vs poller, duplicated callbacks, overlapping pollers) cannot
+move a job backwards or apply a terminal state twice: the loser's condition fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from motionrelay.aws import client
+from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
+from motionrelay.resources import DUE_INDEX
+from motionrelay.settings import get_settings
+
+JOB_SK = "JOB"
+KEY_SK = "APIKEY"
+
+
+def _serializer():
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def to_ddb(value: Any) -> dict:
+    from decimal import Decimal
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, float):
+            return Decimal(str(v))
+        if isinstance(v, dict):
+            return {k: convert(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [convert(x) for x in v]
+        return v
+
+    return _serializer()[0].serialize(convert(value))
+
+
+def from_ddb(item: dict) -> dict:
+    deserializer = _serializer()[1]
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def job_key(job_id: str) -> dict:
+    return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": JOB_SK}}
+
+
+def due_shard(job_id: str) -> str:
+    shards = get_settings().due_shards
+    digest = hashlib.sha256(job_id.encode()).digest()
+    return f"due#{int.from_bytes(digest[:4], 'big') % shards}"
+
+
+class ConditionFailed(Exception):
+    """The job was not in a phase the write may start from (a lost race, or a late event)."""
+
+
+class JobStore:
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = table_name or get_settings().table_name
+
+    @property
+    def ddb(self):
+        return client("dynamodb")
+
+    # --- jobs ---------------------------------------------------------------------------
+    def create(self, item: dict[str, Any]) -> Job:
+        item = {"pk": f"JOB#{item['id']}", "sk": JOB_SK, **item}
+        self.ddb.put_item(
+            TableName=self.table,
+            Item={k: to_ddb(v) for k, v in item.items() if v is not None},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return Job.from_item(item)
+
+    def get(self, job_id: str, consistent: bool = True) -> Job | None:
+        response = self.ddb.get_item(TableName=self.table, Key=job_key(job_id), ConsistentRead=consistent)
+        item = response.get("Item")
+        return Job.from_item(from_ddb(item)) if item else None
+
+    def update(
+        self,
+        job_id: str,
+        *,
+        from_phases: Iterable[Phase],
+        set_values: dict[str, Any] | None = None,
+        remove: Iterable[str] = (),
+        append: dict[str, list] | None = None,
+        extra_condition: tuple[str, dict[str, Any]] | None = None,
+    ) -> Job:
+        """One conditional write. Raises ConditionFailed when the job is not in `from_phases`."""
+        set_values = dict(set_values or {})
+        set_values.setdefault("updated_at", iso(utc_now()))
+        names: dict[str, str] = {"#phase": "phase"}
+        values: dict[str, Any] = {}
+        clauses: list[str] = []
+        for i, (attr, value) in enumerate(set_values.items()):
+            names[f"#s{i}"] = attr
+            values[f":s{i}"] = to_ddb(value)
+            clauses.append(f"#s{i} = :s{i}")
+        for i, (attr, items) in enumerate((append or {}).items()):
+            names[f"#a{i}"] = attr
+            values[f":a{i}"] = to_ddb(list(items))
+            values[":empty"] = {"L": []}
+            clauses.append(f"#a{i} = list_append(if_not_exists(#a{i}, :empty), :a{i})")
+        expression = "SET " + ", ".join(clauses)
+        removed = list(remove)
+        if removed:
+            for i, attr in enumerate(removed):
+                names[f"#r{i}"] = attr
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
+        phases = list(from_phases)
+        for i, phase in enumerate(phases):
+            values[f":p{i}"] = {"S": phase.value}
+        placeholders = ", ".join(f":p{i}" for i in range(len(phases)))
+        condition = f"attribute_exists(pk) AND #phase IN ({placeholders})"
+        if extra_condition:
+            extra_expr, extra_values = extra_condition
+            condition += f" AND ({extra_expr})"
+            for name, value in extra_values.items():
+                if name.startswith("#"):
+                    names[name] = value
+                else:
+                    values[name] = to_ddb(value)
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table,
+                Key=job_key(job_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException as exc:
+            raise ConditionFailed(job_id) from exc
+        return Job.from_item(from_ddb(response["Attributes"]))
+
+    def schedule_poll(self, job_id: str, at: float, *, poll_count: int | None = None) -> None:
+        """Put an active job (back) on the due index. Never touches a terminal job, which
+        would otherwise reappear in the sparse index."""
+        values: dict[str, Any] = {"due_shard": due_shard(job_id), "next_poll_at": int(at)}
+        if poll_count is not None:
+            values["poll_count"] = poll_count
+        try:
+            self.update(job_id, from_phases=ACTIVE, set_values=values)
+        except ConditionFailed:
+            pass
+
+    def due_jobs(self, now: float, limit: int = 1000) -> Iterator[dict[str, Any]]:
+        """Jobs whose next poll is due, from the sparse index: reads only what is due."""
+        for shard in range(get_settings().due_shards):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_shard = :shard AND next_poll_at <= :now",
+                "ExpressionAttributeValues": {":shard": {"S": f"due#{shard}"}, ":now": {"N": str(int(now))}},
+                "Limit": limit,
+            }
+            while True:
+                page = self.ddb.query(**kwargs)
+                for item in page.get("Items", []):
+                    yield from_ddb(item)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- API keys -----------------------------------------------------------------------
+    def put_api_key(self, key_hash: str, tenant_id: str, name: str) -> None:
+        item = {
+            "pk": f"APIKEY#{key_hash}", "sk": KEY_SK, "tenant_id_owner": tenant_id, "name": name,
+            "created_at": iso(utc_now()),
+        }
+        self.ddb.put_item(TableName=self.table, Item={k: to_ddb(v) for k, v in item.items()})
+
+    def get_api_key(self, key_hash: str) -> dict[str, Any] | None:
+        response = self.ddb.get_item(
+            TableName=self.table, Key={"pk": {"S": f"APIKEY#{key_hash}"}, "sk": {"S": KEY_SK}},
+        )
+        item = response.get("Item")
+        return from_ddb(item) if item else None
+
+
+def epoch() -> float:
+    return time.time()

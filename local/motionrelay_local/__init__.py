@@ -1,0 +1,1 @@
+"""Local stack for motionrelay: everything needed to run the gateway on loopback."""
