@@ -3,6 +3,7 @@
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from motionrelay.apikeys import authenticate
 from motionrelay.http_api import callback_base, json_response, register_error_handlers
 from motionrelay.observability import logger, metrics, tracer

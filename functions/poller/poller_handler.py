@@ -1,6 +1,7 @@
 """Poller function: runs every minute (EventBridge schedule) over the jobs that are due."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from motionrelay import poller
 from motionrelay.observability import logger, metrics, tracer
 

@@ -103,10 +103,11 @@ class FakeKie:
 @pytest.fixture
 def aws(monkeypatch):
     """moto-backed AWS with the stack's resources created from motionrelay.resources."""
+    from moto import mock_aws
+
     from motionrelay.aws import reset_clients
     from motionrelay.providers import reset_adapters
     from motionrelay.settings import reset_settings
-    from moto import mock_aws
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import api_handler
 import pytest
+
+import api_handler
 from conftest import DEV_KEY, SAMPLES, FakeContext, data_uri, load_event
 
 

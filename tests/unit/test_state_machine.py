@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from conftest import queued_messages
 from motionrelay.lifecycle import apply, complete, fail
 from motionrelay.models import Phase, ProviderState, ProviderStatus

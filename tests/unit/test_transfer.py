@@ -6,8 +6,9 @@ import hashlib
 import json
 
 import pytest
-import transfer_handler
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+import transfer_handler
 from conftest import SAMPLES, FakeContext, load_event
 from motionrelay.models import ProviderState, ProviderStatus
 from test_api import get_job, post_job, sample_request

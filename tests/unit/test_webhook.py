@@ -7,6 +7,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 import webhook_handler
 from conftest import FakeContext, kie_signature, load_event, queued_messages
 from test_api import post_job, sample_request
