@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import pytest
+
 from motionrelay_local.sandbox import MediaError, render_motion_video
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

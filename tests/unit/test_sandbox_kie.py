@@ -23,6 +23,7 @@ from typing import Any
 import av
 import httpx
 import pytest
+
 from motionrelay_local.sandbox import Sandbox
 
 KEY = "sandbox-kie-key"

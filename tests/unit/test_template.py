@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import decode_str
+
 from motionrelay import resources, settings
 
 ROOT = Path(__file__).resolve().parents[2]
