@@ -39,3 +39,17 @@ def test_routing_names_are_checked(monkeypatch):
     reset_settings()
     assert get_settings().routing == ("kie", "novita")
     reset_settings()
+
+
+def test_adapters_pick_up_a_rotated_key_after_the_cache_time(aws, monkeypatch):
+    import time
+
+    from motionrelay import providers
+
+    first = providers.get_adapter("kie")
+    assert providers.get_adapter("kie") is first  # cached while fresh
+    monkeypatch.setenv("MOTIONRELAY_KIE_API_KEY", "rotated-key")
+    providers._adapters["kie"] = (time.monotonic() - providers.SECRET_CACHE_SECONDS - 1, first)
+    rotated = providers.get_adapter("kie")
+    assert rotated is not first
+    assert rotated.build_status("t").headers["authorization"] == "Bearer rotated-key"
