@@ -69,28 +69,40 @@ def _stage_data_uri(job_id: str, kind: str, value: str, *, max_bytes: int) -> St
 
 def _stage_url(job_id: str, kind: str, url: str, *, max_bytes: int, allow_loopback: bool,
                client: Any = None) -> StoredObject:
-    from motionrelay.netguard import guarded_client, open_stream
+    import httpx
+
+    from motionrelay.netguard import guarded_client
 
     own_client = client is None
     client = client or guarded_client(allow_loopback=allow_loopback, timeout=FETCH_TIMEOUT_SECONDS)
     try:
-        with open_stream(client, url, allow_loopback=allow_loopback, field=kind) as response:
-            if response.status_code != 200:
-                raise InputUnreachable(f"'{kind}' URL answered HTTP {response.status_code}.", field=kind)
-            declared_length = response.headers.get("content-length")
-            if declared_length and declared_length.isdigit() and int(declared_length) > max_bytes:
-                raise InputTooLarge(f"'{kind}' is larger than {max_bytes // (1024 * 1024)} MB.", field=kind)
-            # The key depends on the sniffed type, so the first chunk decides it.
-            chunks = response.iter_bytes(chunk_size=1024 * 1024)
-            first = next(chunks, b"")
-            content_type = require_kind(first[:64], kind, kind)
-
-            def all_chunks():
-                yield first
-                yield from chunks
-
-            return stream_upload(_key(job_id, kind, content_type), all_chunks(),
-                                 content_type=content_type, max_bytes=max_bytes, field=kind)
+        return _copy_response(job_id, kind, url, client, max_bytes=max_bytes, allow_loopback=allow_loopback)
+    except httpx.HTTPError as exc:  # the body broke off or stalled after the headers arrived
+        raise InputUnreachable(f"'{kind}' URL could not be read to the end ({type(exc).__name__}).",
+                               field=kind) from exc
     finally:
         if own_client:
             client.close()
+
+
+def _copy_response(job_id: str, kind: str, url: str, client: Any, *, max_bytes: int,
+                   allow_loopback: bool) -> StoredObject:
+    from motionrelay.netguard import open_stream
+
+    with open_stream(client, url, allow_loopback=allow_loopback, field=kind) as response:
+        if response.status_code != 200:
+            raise InputUnreachable(f"'{kind}' URL answered HTTP {response.status_code}.", field=kind)
+        declared_length = response.headers.get("content-length")
+        if declared_length and declared_length.isdigit() and int(declared_length) > max_bytes:
+            raise InputTooLarge(f"'{kind}' is larger than {max_bytes // (1024 * 1024)} MB.", field=kind)
+        # The key depends on the sniffed type, so the first chunk decides it.
+        chunks = response.iter_bytes(chunk_size=1024 * 1024)
+        first = next(chunks, b"")
+        content_type = require_kind(first[:64], kind, kind)
+
+        def all_chunks():
+            yield first
+            yield from chunks
+
+        return stream_upload(_key(job_id, kind, content_type), all_chunks(),
+                             content_type=content_type, max_bytes=max_bytes, field=kind)
