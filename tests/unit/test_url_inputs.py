@@ -47,7 +47,8 @@ def files_url(monkeypatch):
 
 
 def test_url_inputs_are_staged_in_s3_and_handed_over_presigned(aws, kie, files_url):
-    status, job = post_job(sample_request(image=f"{files_url}/character.png", video=f"{files_url}/motion.mp4"))
+    request = sample_request(image=f"{files_url}/character.png", video=f"{files_url}/motion.mp4")
+    status, job = post_job(request)
     assert status == 202, job
     assert job["request"]["image"] == {
         "source": "url", "url": f"{files_url}/character.png", "content_type": "image/png",
@@ -56,7 +57,10 @@ def test_url_inputs_are_staged_in_s3_and_handed_over_presigned(aws, kie, files_u
     assert "/inputs/" in sent["video_urls"][0] and files_url not in sent["video_urls"][0]
 
 
-@pytest.mark.parametrize("path,code", [("/missing.png", "input_unreachable"), ("/notes.png", "unsupported_media")])
+@pytest.mark.parametrize("path,code", [
+    ("/missing.png", "input_unreachable"),
+    ("/notes.png", "unsupported_media"),
+])
 def test_bad_url_inputs_are_refused(aws, kie, files_url, path, code):
     status, body = post_job(sample_request(image=f"{files_url}{path}"))
     assert status in (415, 422) and body["error"]["code"] == code and body["error"]["field"] == "image"
