@@ -6,8 +6,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from motionrelay.apikeys import authenticate
 from motionrelay.http_api import callback_base, json_response, register_error_handlers
+from motionrelay.jobs import cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
-from motionrelay.submission import create_job, get_job, job_resource
+from motionrelay.submission import create_job
 from motionrelay.validation import parse_job_request
 
 app = APIGatewayHttpResolver()
@@ -29,6 +30,24 @@ def read_job(job_id: str):
     principal = authenticate(app.current_event.headers.get("authorization"))
     logger.append_keys(job_id=job_id, tenant_id=principal.tenant_id)
     return json_response(200, job_resource(get_job(principal, job_id)))
+
+
+@app.get("/v1/jobs")
+@tracer.capture_method(capture_response=False)
+def read_jobs():
+    principal = authenticate(app.current_event.headers.get("authorization"))
+    query = app.current_event.query_string_parameters or {}
+    page = list_jobs(principal, status=query.get("status"), limit=query.get("limit"),
+                     cursor=query.get("cursor"))
+    return json_response(200, page)
+
+
+@app.post("/v1/jobs/<job_id>/cancel")
+@tracer.capture_method(capture_response=False)
+def cancel(job_id: str):
+    principal = authenticate(app.current_event.headers.get("authorization"))
+    logger.append_keys(job_id=job_id, tenant_id=principal.tenant_id)
+    return json_response(200, job_resource(cancel_job(principal, job_id)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -113,6 +113,10 @@ def head(key: str) -> dict | None:
         raise
 
 
+def delete(key: str) -> None:
+    client("s3").delete_object(Bucket=bucket(), Key=key)
+
+
 def sha256_of(key: str) -> str:
     """Hash a stored object by streaming it (used only to recover after a crash)."""
     body = client("s3").get_object(Bucket=bucket(), Key=key)["Body"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from motionrelay.aws import client
 from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
-from motionrelay.resources import DUE_INDEX
+from motionrelay.resources import DUE_INDEX, TENANT_INDEX
 from motionrelay.settings import get_settings
 
 JOB_SK = "JOB"
@@ -170,6 +170,39 @@ class JobStore:
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def tenant_jobs(self, tenant_id: str, *, limit: int, start_key: dict | None = None,
+                    phases: Iterable[Phase] = ()) -> tuple[list[Job], dict | None]:
+        """A tenant's jobs, newest first, from the by_tenant index (a Query, never a Scan).
+        DynamoDB applies Limit before the phase filter, so pages are read until `limit`
+        jobs are found; the returned key resumes right after the last job returned."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "IndexName": TENANT_INDEX, "ScanIndexForward": False,
+            "KeyConditionExpression": "tenant_id = :tenant",
+            "ExpressionAttributeValues": {":tenant": {"S": tenant_id}},
+        }
+        wanted = [p.value for p in phases]
+        if wanted:
+            placeholders = ", ".join(f":p{i}" for i in range(len(wanted)))
+            kwargs["FilterExpression"] = f"#phase IN ({placeholders})"
+            kwargs["ExpressionAttributeNames"] = {"#phase": "phase"}
+            kwargs["ExpressionAttributeValues"].update({f":p{i}": {"S": v} for i, v in enumerate(wanted)})
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        jobs: list[Job] = []
+        while True:
+            kwargs["Limit"] = limit - len(jobs) + (0 if not wanted else 20)
+            page = self.ddb.query(**kwargs)
+            for raw in page.get("Items", []):
+                jobs.append(Job.from_item(from_ddb(raw)))
+                if len(jobs) == limit:
+                    last = raw
+                    next_key = {k: last[k] for k in ("pk", "sk", "tenant_id", "created_at")}
+                    more = raw is not page["Items"][-1] or "LastEvaluatedKey" in page
+                    return jobs, next_key if more else None
+            if "LastEvaluatedKey" not in page:
+                return jobs, None
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- API keys -----------------------------------------------------------------------
     def put_api_key(self, key_hash: str, tenant_id: str, name: str) -> None:

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from motionrelay.apikeys import Principal
-from motionrelay.errors import NotFound
 from motionrelay.http_clients import provider_client
 from motionrelay.models import Job, Phase, iso, utc_now
 from motionrelay.observability import count, logger, tracer
@@ -166,20 +165,3 @@ def _placement_failed(job: Job, store: JobStore, code: str, message: str, *, ret
         )
     except ConditionFailed:
         return store.get(job.id) or job
-
-
-def get_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:
-    """A tenant's own job; another tenant's job is indistinguishable from a missing one."""
-    job = (store or JobStore()).get(job_id) if job_id.startswith("job_") and len(job_id) < 64 else None
-    if job is None or job.tenant_id != principal.tenant_id:
-        raise NotFound(f"No job with id '{job_id}'.")
-    return job
-
-
-def job_resource(job: Job) -> dict[str, Any]:
-    from motionrelay.storage import presign_get
-
-    if job.phase is Phase.SUCCEEDED and job.output:
-        url, expires_at = presign_get(job.output["key"], get_settings().output_url_ttl_seconds)
-        return job.resource(url, expires_at)
-    return job.resource()

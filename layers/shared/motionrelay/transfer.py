@@ -20,7 +20,7 @@ from motionrelay.models import Phase
 from motionrelay.observability import count, logger, tracer
 from motionrelay.resources import OUTPUT_PREFIX, TRANSFER_FUNCTION_TIMEOUT
 from motionrelay.settings import get_settings
-from motionrelay.storage import StoredObject, head, sha256_of, stream_upload
+from motionrelay.storage import StoredObject, delete, head, sha256_of, stream_upload
 from motionrelay.store import ConditionFailed, JobStore
 
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
@@ -90,7 +90,12 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
 def _complete(job_id: str, stored: StoredObject, store: JobStore) -> str:
     output = {"key": stored.key, "size_bytes": stored.size_bytes, "sha256": stored.sha256,
               "content_type": stored.content_type}
-    return "done" if complete(job_id, output, store=store) else "skipped"
+    if complete(job_id, output, store=store):
+        return "done"
+    current = store.get(job_id)
+    if current is not None and current.phase is Phase.CANCELED:
+        delete(stored.key)  # canceled while copying: a canceled job keeps no output
+    return "skipped"
 
 
 def _release_lease(store: JobStore, job_id: str) -> None:

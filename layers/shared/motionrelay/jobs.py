@@ -1,0 +1,98 @@
+"""Reading and managing a tenant's jobs: get, list, cancel. Another tenant's job is
+indistinguishable from a missing one on every route."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from motionrelay.apikeys import Principal
+from motionrelay.errors import Conflict, InvalidRequest, NotFound
+from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
+from motionrelay.observability import count, logger
+from motionrelay.settings import get_settings
+from motionrelay.store import ConditionFailed, JobStore
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+_STATUS_PHASES = {
+    "queued": (Phase.PENDING, Phase.QUEUED),
+    "running": (Phase.RUNNING, Phase.TRANSFERRING),
+    "succeeded": (Phase.SUCCEEDED,),
+    "failed": (Phase.FAILED,),
+    "canceled": (Phase.CANCELED,),
+}
+
+
+def get_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:
+    job = (store or JobStore()).get(job_id) if job_id.startswith("job_") and len(job_id) < 64 else None
+    if job is None or job.tenant_id != principal.tenant_id:
+        raise NotFound(f"No job with id '{job_id}'.")
+    return job
+
+
+def job_resource(job: Job) -> dict[str, Any]:
+    from motionrelay.storage import presign_get
+
+    if job.phase is Phase.SUCCEEDED and job.output:
+        url, expires_at = presign_get(job.output["key"], get_settings().output_url_ttl_seconds)
+        return job.resource(url, expires_at)
+    return job.resource()
+
+
+def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:
+    """Cancel at once: polling stops (the job leaves the due index) and any later provider
+    result is ignored, since apply() and the transfer only start from active phases."""
+    store = store or JobStore()
+    job = get_job(principal, job_id, store)
+    try:
+        canceled = store.update(
+            job_id, from_phases=ACTIVE,
+            set_values={"phase": Phase.CANCELED.value, "completed_at": iso(utc_now())},
+            remove=("due_shard", "next_poll_at", "output_source_url"),
+        )
+    except ConditionFailed as exc:
+        current = store.get(job_id) or job
+        raise Conflict(f"The job is already {current.status}; only queued or running jobs can be canceled.",
+                       code="job_finished") from exc
+    count("JobsCanceled", canceled.provider)
+    logger.info("job canceled", extra={"job_id": job_id})
+    return canceled
+
+
+def list_jobs(principal: Principal, *, status: str | None, limit: str | None, cursor: str | None,
+              store: JobStore | None = None) -> dict[str, Any]:
+    phases: tuple[Phase, ...] = ()
+    if status:
+        if status not in _STATUS_PHASES:
+            raise InvalidRequest(f"'status' must be one of: {', '.join(_STATUS_PHASES)}.", field="status")
+        phases = _STATUS_PHASES[status]
+    page_size = DEFAULT_PAGE
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+            raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_PAGE}.", field="limit")
+        page_size = int(limit)
+    start_key = _decode_cursor(cursor, principal) if cursor else None
+    jobs, next_key = (store or JobStore()).tenant_jobs(principal.tenant_id, limit=page_size,
+                                                       start_key=start_key, phases=phases)
+    return {"jobs": [job_resource(j) for j in jobs],
+            "next_cursor": _encode_cursor(next_key) if next_key else None}
+
+
+def _encode_cursor(key: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, principal: Principal) -> dict:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        valid = (isinstance(key, dict) and set(key) == {"pk", "sk", "tenant_id", "created_at"}
+                 and all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        valid = False
+    # A cursor only resumes the caller's own listing: another tenant's cursor is just invalid.
+    if not valid or key["tenant_id"]["S"] != principal.tenant_id:
+        raise InvalidRequest("'cursor' is not a cursor returned by this listing.", field="cursor")
+    return key
