@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from motionrelay.apikeys import authenticate
 from motionrelay.http_api import callback_base, json_response, register_error_handlers
+from motionrelay.idempotency import create_idempotently, register_lambda_context
 from motionrelay.jobs import cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
 from motionrelay.submission import create_job
@@ -18,10 +19,25 @@ register_error_handlers(app)
 @app.post("/v1/jobs")
 @tracer.capture_method(capture_response=False)
 def post_job():
-    principal = authenticate(app.current_event.headers.get("authorization"))
-    request = parse_job_request(app.current_event.decoded_body)
-    job = create_job(principal, request, callback_base=callback_base(app.current_event))
-    return json_response(202, job_resource(job), headers={"Location": f"/v1/jobs/{job.id}"})
+    event = app.current_event
+    principal = authenticate(event.headers.get("authorization"))
+    request = parse_job_request(event.decoded_body)
+    created: list = []
+
+    def create() -> str:
+        created.append(create_job(principal, request, callback_base=callback_base(event)))
+        return created[0].id
+
+    key = event.headers.get("idempotency-key")
+    if key is None:
+        job_id = create()
+    else:
+        job_id = create_idempotently(principal.tenant_id, key, event.decoded_body, create)
+    job = created[0] if created else get_job(principal, job_id)
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    if key is not None:
+        headers["Idempotent-Replayed"] = "false" if created else "true"
+    return json_response(202, job_resource(job), headers=headers)
 
 
 @app.get("/v1/jobs/<job_id>")
@@ -54,4 +70,5 @@ def cancel(job_id: str):
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    register_lambda_context(context)
     return app.resolve(event, context)

@@ -165,3 +165,30 @@ def test_the_poller_runs_on_its_schedule(stack: LocalStack):
     time.sleep(3 * stack.poll_interval + 0.3)
     assert stack.stats["poller_invocations"] >= before + 2
     assert stack.stats["handler_errors"].total() == 0, stack.stats["handler_errors"]
+
+
+def test_idempotent_replay_over_http(api: httpx.Client, stack: LocalStack, sample_request: dict) -> None:
+    headers = {"Idempotency-Key": f"it-{time.time_ns()}"}
+    submits_before = stack.sandbox.requests[("kie", "createTask")]
+    first = api.post("/v1/jobs", json=sample_request, headers=headers)
+    replay = api.post("/v1/jobs", json=sample_request, headers=headers)
+    other_body = api.post("/v1/jobs", json={**sample_request, "prompt": "another"}, headers=headers)
+
+    assert first.status_code == replay.status_code == 202
+    assert replay.json()["id"] == first.json()["id"]
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert assert_error_shape(other_body, 409)["code"] == "idempotency_conflict"
+    assert stack.sandbox.requests[("kie", "createTask")] == submits_before + 1
+
+
+def test_cancel_and_list_over_http(api: httpx.Client, stack: LocalStack, sample_request: dict) -> None:
+    stack.sandbox.configure("kie", state_seconds=5.0)  # keep the job running long enough to cancel
+    try:
+        job = api.post("/v1/jobs", json=sample_request).json()
+        canceled = api.post(f"/v1/jobs/{job['id']}/cancel")
+        assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+        assert assert_error_shape(api.post(f"/v1/jobs/{job['id']}/cancel"), 409)["code"] == "job_finished"
+        listed = api.get("/v1/jobs", params={"status": "canceled", "limit": 5}).json()
+        assert job["id"] in [j["id"] for j in listed["jobs"]]
+    finally:
+        stack.sandbox.configure("kie", state_seconds=0.2)

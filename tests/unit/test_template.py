@@ -521,3 +521,12 @@ def test_every_declared_route_is_served_by_its_handler(template):
         }
         response = module.lambda_handler(event, FakeContext())
         assert "No such route" not in response["body"], f"{method} {path} is not handled by {function}"
+
+
+def test_idempotency_table_matches_resources(template):
+    table = template["Resources"]["IdempotencyTable"]["Properties"]
+    for key in ("AttributeDefinitions", "KeySchema", "BillingMode"):
+        assert table[key] == resources.IDEMPOTENCY_TABLE[key]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["MOTIONRELAY_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}

@@ -58,6 +58,13 @@ JOBS_TABLE: dict[str, Any] = {
     "BillingMode": "PAY_PER_REQUEST",
 }
 
+# Powertools Idempotency's default layout: partition key `id`, TTL on `expiration`.
+IDEMPOTENCY_TABLE: dict[str, Any] = {
+    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
 BUCKET_LIFECYCLE: dict[str, Any] = {
     "Rules": [
         {
@@ -86,6 +93,11 @@ def create_all(table_name: str, bucket_name: str, transfer_queue_name: str) -> d
     ddb.create_table(TableName=table_name, **JOBS_TABLE)
     ddb.update_time_to_live(
         TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    ddb.create_table(TableName=f"{table_name}-idempotency", **IDEMPOTENCY_TABLE)
+    ddb.update_time_to_live(
+        TableName=f"{table_name}-idempotency",
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
     )
 
     s3 = client("s3")

@@ -26,6 +26,7 @@ def _flag(name: str) -> bool:
 @dataclass(frozen=True)
 class Settings:
     table_name: str
+    idempotency_table: str
     bucket_name: str
     transfer_queue_url: str
     public_url: str
@@ -53,6 +54,8 @@ def get_settings() -> Settings:
         raise ValueError(f"MOTIONRELAY_ROUTING names unknown providers: {', '.join(unknown)}")
     return Settings(
         table_name=_env("MOTIONRELAY_TABLE", "motionrelay-jobs"),
+        idempotency_table=_env("MOTIONRELAY_IDEMPOTENCY_TABLE")
+        or f"{_env('MOTIONRELAY_TABLE', 'motionrelay-jobs')}-idempotency",
         bucket_name=_env("MOTIONRELAY_BUCKET", "motionrelay-media"),
         transfer_queue_url=_env("MOTIONRELAY_TRANSFER_QUEUE_URL"),
         public_url=_env("MOTIONRELAY_PUBLIC_URL").rstrip("/"),
