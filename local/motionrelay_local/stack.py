@@ -251,6 +251,9 @@ class LocalStack:
 
         from moto.server import ThreadedMotoServer
 
+        from motionrelay_local.moto_atomic import make_dynamodb_writes_atomic
+
+        make_dynamodb_writes_atomic()  # DynamoDB's conditional writes are atomic; moto's are not
         self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
         self._moto.start()
         self._moto_url = f"http://{HOST}:{self._moto.get_host_and_port()[1]}"

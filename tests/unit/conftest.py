@@ -126,6 +126,9 @@ def aws(monkeypatch):
         reset_clients()
         reset_adapters()
 
+    from motionrelay_local.moto_atomic import make_dynamodb_writes_atomic
+
+    make_dynamodb_writes_atomic()  # as in DynamoDB, a conditional write is atomic
     with mock_aws():
         reset()
         from motionrelay.resources import create_all
