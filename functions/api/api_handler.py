@@ -1,10 +1,10 @@
-"""API function: POST /v1/jobs, GET /v1/jobs/{id}. Parse, call the package, map errors."""
+"""API function: jobs (create, get, list, cancel). Parse, call the package, map errors."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from motionrelay.apikeys import authenticate
+from motionrelay.apikeys import Principal, authenticate
 from motionrelay.http_api import callback_base, json_response, register_error_handlers
 from motionrelay.idempotency import create_idempotently, register_lambda_context
 from motionrelay.jobs import cancel_job, get_job, job_resource, list_jobs
@@ -16,11 +16,18 @@ app = APIGatewayHttpResolver()
 register_error_handlers(app)
 
 
+def _principal(job_id: str | None = None) -> Principal:
+    """The caller's tenant from its API key; tenant (and job) go on every log line after."""
+    principal = authenticate(app.current_event.headers.get("authorization"))
+    logger.append_keys(tenant_id=principal.tenant_id, **({"job_id": job_id} if job_id else {}))
+    return principal
+
+
 @app.post("/v1/jobs")
 @tracer.capture_method(capture_response=False)
 def post_job():
     event = app.current_event
-    principal = authenticate(event.headers.get("authorization"))
+    principal = _principal()
     request = parse_job_request(event.decoded_body)
     created: list = []
 
@@ -43,17 +50,14 @@ def post_job():
 @app.get("/v1/jobs/<job_id>")
 @tracer.capture_method(capture_response=False)
 def read_job(job_id: str):
-    principal = authenticate(app.current_event.headers.get("authorization"))
-    logger.append_keys(job_id=job_id, tenant_id=principal.tenant_id)
-    return json_response(200, job_resource(get_job(principal, job_id)))
+    return json_response(200, job_resource(get_job(_principal(job_id), job_id)))
 
 
 @app.get("/v1/jobs")
 @tracer.capture_method(capture_response=False)
 def read_jobs():
-    principal = authenticate(app.current_event.headers.get("authorization"))
     query = app.current_event.query_string_parameters or {}
-    page = list_jobs(principal, status=query.get("status"), limit=query.get("limit"),
+    page = list_jobs(_principal(), status=query.get("status"), limit=query.get("limit"),
                      cursor=query.get("cursor"))
     return json_response(200, page)
 
@@ -61,9 +65,7 @@ def read_jobs():
 @app.post("/v1/jobs/<job_id>/cancel")
 @tracer.capture_method(capture_response=False)
 def cancel(job_id: str):
-    principal = authenticate(app.current_event.headers.get("authorization"))
-    logger.append_keys(job_id=job_id, tenant_id=principal.tenant_id)
-    return json_response(200, job_resource(cancel_job(principal, job_id)))
+    return json_response(200, job_resource(cancel_job(_principal(job_id), job_id)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -17,17 +17,15 @@ from motionrelay.store import ConditionFailed, JobStore
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-_STATUS_PHASES = {
-    "queued": (Phase.PENDING, Phase.QUEUED),
-    "running": (Phase.RUNNING, Phase.TRANSFERRING),
-    "succeeded": (Phase.SUCCEEDED,),
-    "failed": (Phase.FAILED,),
-    "canceled": (Phase.CANCELED,),
-}
+# Public status -> the internal phases it stands for (derived, so the two cannot drift).
+_STATUS_PHASES: dict[str, tuple[Phase, ...]] = {}
+for _phase in Phase:
+    _STATUS_PHASES.setdefault(_phase.public_status, ())
+    _STATUS_PHASES[_phase.public_status] += (_phase,)
 
 
 def get_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:
-    job = (store or JobStore()).get(job_id) if job_id.startswith("job_") and len(job_id) < 64 else None
+    job = (store or JobStore()).get(job_id)
     if job is None or job.tenant_id != principal.tenant_id:
         raise NotFound(f"No job with id '{job_id}'.")
     return job

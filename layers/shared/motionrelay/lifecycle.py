@@ -11,7 +11,7 @@ from motionrelay.aws import client
 from motionrelay.models import ACTIVE, Job, Phase, ProviderState, ProviderStatus, iso, utc_now
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore
+from motionrelay.store import ConditionFailed, JobStore, poll_at
 
 # A job stuck in `transferring` (lost queue message) is re-enqueued after this long.
 TRANSFER_SAFETY_SECONDS = 300
@@ -31,8 +31,7 @@ def apply(job_id: str, status: ProviderStatus, *, store: JobStore | None = None,
                     "phase": Phase.TRANSFERRING.value,
                     "progress": 100,
                     "output_source_url": status.output_url,
-                    "due_shard": _shard(job_id),
-                    "next_poll_at": int(time.time()) + TRANSFER_SAFETY_SECONDS,
+                    **poll_at(job_id, time.time() + TRANSFER_SAFETY_SECONDS),
                 }, status),
             )
             enqueue_transfer(job_id)
@@ -70,12 +69,6 @@ def _with_cost(values: dict[str, Any], status: ProviderStatus) -> dict[str, Any]
     if status.cost:
         values["cost"] = status.cost
     return values
-
-
-def _shard(job_id: str) -> str:
-    from motionrelay.store import due_shard
-
-    return due_shard(job_id)
 
 
 def fail(job_id: str, code: str, message: str, *, store: JobStore | None = None,

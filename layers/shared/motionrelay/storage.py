@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from motionrelay.aws import client
-from motionrelay.errors import InputTooLarge
+from motionrelay.errors import InputTooLarge, UnsupportedMedia
 from motionrelay.models import iso, utc_now
 from motionrelay.settings import get_settings
 
@@ -84,8 +84,6 @@ def stream_upload(
             if len(buffer) >= part_size:
                 flush()
         if resolved_type is None:
-            from motionrelay.errors import UnsupportedMedia
-
             raise UnsupportedMedia("The content is empty.", field=field)
         if upload_id is None:
             # Small object: one PUT, no multipart bookkeeping.

@@ -8,7 +8,6 @@ move a job backwards or apply a terminal state twice: the loser's condition fail
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -57,6 +56,16 @@ def due_shard(job_id: str) -> str:
     return f"due#{int.from_bytes(digest[:4], 'big') % shards}"
 
 
+def poll_at(job_id: str, at: float) -> dict[str, Any]:
+    """The attributes that put a job on the sparse due index, due at `at`."""
+    return {"due_shard": due_shard(job_id), "next_poll_at": int(at)}
+
+
+def is_job_id(value: str) -> bool:
+    """Ids are minted as `job_<hex>`; anything else cannot be a job and is not looked up."""
+    return value.startswith("job_") and len(value) < 64
+
+
 class ConditionFailed(Exception):
     """The job was not in a phase the write may start from (a lost race, or a late event)."""
 
@@ -80,6 +89,8 @@ class JobStore:
         return Job.from_item(item)
 
     def get(self, job_id: str, consistent: bool = True) -> Job | None:
+        if not is_job_id(job_id):
+            return None
         response = self.ddb.get_item(TableName=self.table, Key=job_key(job_id), ConsistentRead=consistent)
         item = response.get("Item")
         return Job.from_item(from_ddb(item)) if item else None
@@ -145,7 +156,7 @@ class JobStore:
     def schedule_poll(self, job_id: str, at: float, *, poll_count: int | None = None) -> None:
         """Put an active job (back) on the due index. Never touches a terminal job, which
         would otherwise reappear in the sparse index."""
-        values: dict[str, Any] = {"due_shard": due_shard(job_id), "next_poll_at": int(at)}
+        values = poll_at(job_id, at)
         if poll_count is not None:
             values["poll_count"] = poll_count
         try:
@@ -219,6 +230,3 @@ class JobStore:
         item = response.get("Item")
         return from_ddb(item) if item else None
 
-
-def epoch() -> float:
-    return time.time()

@@ -20,7 +20,7 @@ from motionrelay.observability import count, logger, tracer
 from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError, SubmitSpec
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore, due_shard
+from motionrelay.store import ConditionFailed, JobStore, poll_at
 from motionrelay.validation import JobRequest, choose_provider
 
 SUBMIT_TIMEOUT_SECONDS = 10.0
@@ -133,8 +133,7 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None) -
                 "provider": provider,
                 "provider_task_id": task_id,
                 "callback_token_hash": callback_token_hash(token),
-                "due_shard": due_shard(job.id),
-                "next_poll_at": int(now) + first_poll,
+                **poll_at(job.id, now + first_poll),
             },
             append={"attempts": [{"provider": provider, "outcome": "submitted", "at": iso(utc_now())}]},
         )
@@ -160,7 +159,7 @@ def _placement_failed(job: Job, store: JobStore, code: str, message: str, *, ret
     try:
         return store.update(
             job.id, from_phases=(Phase.PENDING,),
-            set_values={"due_shard": due_shard(job.id), "next_poll_at": int(time.time()) + delay},
+            set_values=poll_at(job.id, time.time() + delay),
             append={"attempts": [attempt]},
         )
     except ConditionFailed:

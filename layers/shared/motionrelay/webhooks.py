@@ -35,7 +35,7 @@ def handle_callback(provider: str, job_id: str, headers: Mapping[str, str], raw_
     now = time.time() if now is None else now
     if not known_provider(provider):
         raise NotFound(f"No callback endpoint for provider '{provider}'.")
-    job = store.get(job_id) if job_id.startswith("job_") and len(job_id) < 64 else None
+    job = store.get(job_id)
     if job is None or job.provider != provider:
         raise NotFound("No such job.")
     adapter = get_adapter(provider)
