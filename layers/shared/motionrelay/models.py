@@ -101,6 +101,8 @@ class Job:
     callback_token_hash: str | None = None
     cost: dict[str, Any] | None = None
     poll_count: int = 0
+    # Providers that can serve this job, in routing order; placement fails over along it.
+    candidates: list[str] = field(default_factory=list)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:

@@ -25,16 +25,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .aimlapi import AimlapiProvider
 from .jobs import FINAL, JobRunner, SimJob
 from .kie import KieProvider
+from .novita import NovitaProvider
+from .pixazo import PixazoProvider
 from .provider import Provider, SandboxContext
+from .vibedream import VibeDreamProvider
 from .wire import Request, Response
 
 log = logging.getLogger(__name__)
 
 # one entry per simulated provider; adding a provider = one module + one line here
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
-    KieProvider.name: KieProvider,
+    cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider)
 }
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.mp4$")

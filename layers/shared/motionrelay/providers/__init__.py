@@ -1,36 +1,32 @@
 """Provider adapters, one module each, built lazily from settings.
 
-Adapters hold their credentials, so they are rebuilt after SECRET_CACHE_SECONDS: a key
-rotated in Secrets Manager is picked up by warm functions within that time.
+Each adapter module exposes `from_settings(base_url: str) -> adapter`, reading its own
+credentials with `provider_secret`. Adapters hold their credentials, so they are rebuilt
+after SECRET_CACHE_SECONDS: a key rotated in Secrets Manager is picked up by warm
+functions within that time.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from motionrelay.settings import SECRET_CACHE_SECONDS, get_settings, provider_secret
+from motionrelay.settings import PROVIDERS, SECRET_CACHE_SECONDS, get_settings
 
 if TYPE_CHECKING:
     from motionrelay.providers.base import ProviderAdapter
 
-ENABLED = ("kie",)
 _adapters: dict[str, tuple[float, ProviderAdapter]] = {}
 _lock = threading.Lock()
 
 
 def _build(name: str) -> ProviderAdapter:
-    base_url = get_settings().provider_base_urls.get(name, "")
-    if name == "kie":
-        from motionrelay.providers.kie import KieAdapter
-
-        return KieAdapter(
-            api_key=provider_secret("kie"),
-            base_url=base_url,
-            webhook_hmac_key=provider_secret("kie", "WEBHOOK_HMAC_KEY"),
-        )
-    raise KeyError(f"unknown provider {name!r}")
+    if name not in PROVIDERS:
+        raise KeyError(f"unknown provider {name!r}")
+    module = importlib.import_module(f"motionrelay.providers.{name}")  # lazy: cold starts
+    return module.from_settings(get_settings().provider_base_urls.get(name, ""))
 
 
 def get_adapter(name: str) -> ProviderAdapter:
@@ -45,7 +41,7 @@ def get_adapter(name: str) -> ProviderAdapter:
 
 
 def known_provider(name: str) -> bool:
-    return name in ENABLED
+    return name in PROVIDERS
 
 
 def reset_adapters() -> None:

@@ -92,6 +92,13 @@ _CODE_NAMES = {
 }
 
 
+def from_settings(base_url: str) -> KieAdapter:
+    from motionrelay.settings import provider_secret
+
+    return KieAdapter(api_key=provider_secret(NAME), base_url=base_url,
+                      webhook_hmac_key=provider_secret(NAME, "WEBHOOK_HMAC_KEY"))
+
+
 class KieAdapter:
     name = NAME
     capabilities = CAPABILITIES
