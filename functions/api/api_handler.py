@@ -1,4 +1,4 @@
-"""API function: jobs (create, get, list, cancel). Parse, call the package, map errors."""
+"""API function: jobs (create, get, list, cancel) and uploads. Parse, call the package, map errors."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
@@ -10,7 +10,10 @@ from motionrelay.idempotency import create_idempotently, register_lambda_context
 from motionrelay.jobs import cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
 from motionrelay.submission import create_job
+from motionrelay.uploads import create_upload, parse_upload_request
 from motionrelay.validation import parse_job_request
+from motionrelay.webhook_secrets import get_or_create as webhook_secret
+from motionrelay.webhook_secrets import rotate as rotate_webhook_secret
 
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
@@ -66,6 +69,29 @@ def read_jobs():
 @tracer.capture_method(capture_response=False)
 def cancel(job_id: str):
     return json_response(200, job_resource(cancel_job(_principal(job_id), job_id)))
+
+
+@app.post("/v1/uploads")
+@tracer.capture_method(capture_response=False)
+def post_upload():
+    principal = _principal()
+    content_type, size_bytes = parse_upload_request(app.current_event.decoded_body)
+    return json_response(201, create_upload(principal, content_type, size_bytes))
+
+
+@app.get("/v1/webhook-secret")
+@tracer.capture_method(capture_response=False)
+def read_webhook_secret():
+    # Created on first use; the secret is the tenant's own, never cached by intermediaries.
+    return json_response(200, webhook_secret(_principal().tenant_id).public(),
+                         headers={"Cache-Control": "no-store"})
+
+
+@app.post("/v1/webhook-secret/rotate")
+@tracer.capture_method(capture_response=False)
+def post_webhook_secret_rotation():
+    return json_response(200, rotate_webhook_secret(_principal().tenant_id).public(),
+                         headers={"Cache-Control": "no-store"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -109,8 +109,10 @@ def test_malformed_requests_are_refused_before_anything_happens(aws, kie, body, 
     ({"colour": "red"}, 400, "invalid_request", "colour"),
     ({"webhook_url": "http://example.com/hook"}, 400, "invalid_request", "webhook_url"),
     ({"metadata": {"x": "y" * 5000}}, 400, "invalid_request", "metadata"),
-    ({"provider": "kie", "negative_prompt": "blurry"}, 422, "provider_cannot_serve", "provider"),
-    ({"provider": "kie", "keep_original_sound": False}, 422, "provider_cannot_serve", "provider"),
+    # The field is the one to change for the named provider (or drop 'provider').
+    ({"provider": "kie", "negative_prompt": "blurry"}, 422, "provider_cannot_serve", "negative_prompt"),
+    ({"provider": "kie", "keep_original_sound": False}, 422, "provider_cannot_serve", "keep_original_sound"),
+    ({"provider": "novita"}, 422, "provider_cannot_serve", "provider"),  # not in MOTIONRELAY_ROUTING
     ({"image": "data:image/png;base64,aGVsbG8gd29ybGQ="}, 415, "unsupported_media", "image"),
     ({"image": "data:image/png;base64,iVBORw0KGgo!!!"}, 400, "invalid_request", "image"),
     ({"video": "data:audio/mpeg;base64,SUQzBAAAAAAA"}, 415, "unsupported_media", "video"),

@@ -25,6 +25,9 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 REQUIRED_ROUTES = {
     ("POST", "/v1/jobs"): "ApiFunction",
     ("GET", "/v1/jobs/{id}"): "ApiFunction",
+    ("POST", "/v1/uploads"): "ApiFunction",
+    ("GET", "/v1/webhook-secret"): "ApiFunction",
+    ("POST", "/v1/webhook-secret/rotate"): "ApiFunction",
     ("POST", "/v1/callbacks/{provider}/{job_id}"): "WebhookFunction",
 }
 EXPECTED_FUNCTIONS = {
@@ -32,6 +35,7 @@ EXPECTED_FUNCTIONS = {
     "WebhookFunction": ("functions/webhook/", "webhook_handler.lambda_handler"),
     "PollerFunction": ("functions/poller/", "poller_handler.lambda_handler"),
     "TransferFunction": ("functions/transfer/", "transfer_handler.lambda_handler"),
+    "NotifierFunction": ("functions/notifier/", "notifier_handler.lambda_handler"),
 }
 
 
@@ -213,6 +217,7 @@ def test_environment_names_are_the_ones_settings_reads(template):
         "MOTIONRELAY_TABLE": {"Ref": "JobsTable"},
         "MOTIONRELAY_BUCKET": {"Ref": "MediaBucket"},
         "MOTIONRELAY_TRANSFER_QUEUE_URL": {"Ref": "TransferQueue"},
+        "MOTIONRELAY_NOTIFY_QUEUE_URL": {"Ref": "NotifyQueue"},
         "MOTIONRELAY_PROVIDER_SECRET": {"Ref": "ProviderSecret"},
         "MOTIONRELAY_ROUTING": {"Ref": "Routing"},
         "MOTIONRELAY_PUBLIC_URL": {"Ref": "PublicUrl"},
@@ -452,6 +457,12 @@ def test_s3_permissions_match_what_storage_does(template):
     assert _allowed(template, "ApiFunction", "s3:PutObject") == [inputs]
     assert _allowed(template, "ApiFunction", "s3:AbortMultipartUpload") == [inputs]
     assert set(_allowed(template, "ApiFunction", "s3:GetObject")) == {inputs, outputs}
+    # Inputs staged for a refused request are deleted; uploads are HEADed ("not completed"
+    # must be a 404, which needs s3:ListBucket).
+    assert _allowed(template, "ApiFunction", "s3:DeleteObject") == [inputs]
+    assert _allowed(template, "ApiFunction", "s3:ListBucket") == [
+        json.dumps({"Fn::GetAtt": ["MediaBucket", "Arn"]})
+    ]
     # The poller re-presigns inputs when it retries a submit; it writes nothing to S3.
     assert _allowed(template, "PollerFunction", "s3:GetObject") == [inputs]
     assert not _allowed(template, "PollerFunction", "s3:PutObject")
@@ -468,17 +479,23 @@ def test_s3_permissions_match_what_storage_does(template):
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_functions_that_enqueue_transfers_may_send_only_to_the_transfer_queue(template, name):
     sends = _allowed(template, name, "sqs:SendMessage")
-    if name == "TransferFunction":
+    transfer, notify = (json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in ("TransferQueue", "NotifyQueue"))
+    # Every function that can make a job terminal (fail/complete/cancel) queues its notification.
+    if name == "NotifierFunction":
         assert not sends
+    elif name == "TransferFunction":
+        assert sends == [notify]
     else:
-        assert sends == [json.dumps({"Fn::GetAtt": ["TransferQueue", "Arn"]})]
+        assert sorted(sends) == sorted([transfer, notify])
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_secret_access_is_scoped_to_the_provider_secret(template, name):
     secret_action = "secretsmanager:GetSecretValue"
     reads = [s for s in policy_statements(template, name) if secret_action in _as_list(s["Action"])]
-    if name != "TransferFunction":  # it downloads a provider's output URL without credentials
+    # The transfer downloads a provider's output URL without credentials; the notifier
+    # talks to clients only.
+    if name not in ("TransferFunction", "NotifierFunction"):
         assert reads, f"{name} talks to providers and must read the provider secret"
     for statement in reads:
         assert _normalise(statement["Resource"]) == {"Ref": "ProviderSecret"}, name
@@ -530,3 +547,44 @@ def test_idempotency_table_matches_resources(template):
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["MOTIONRELAY_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def test_notify_queue_matches_resources(template):
+    queue = template["Resources"]["NotifyQueue"]["Properties"]
+    assert int(queue["VisibilityTimeout"]) == resources.NOTIFY_VISIBILITY_SECONDS
+    assert int(queue["MessageRetentionPeriod"]) == resources.QUEUE_RETENTION_SECONDS
+    # The whole backoff schedule fits in the retention period, with room to spare.
+    assert sum(resources.NOTIFY_BACKOFF_SECONDS) * 1.2 < resources.QUEUE_RETENTION_SECONDS
+    assert max(resources.NOTIFY_BACKOFF_SECONDS) * 1.2 <= 12 * 3600  # SQS's visibility maximum
+    redrive = queue["RedrivePolicy"]
+    assert int(redrive["maxReceiveCount"]) == resources.NOTIFY_MAX_RECEIVES
+    assert _normalise(redrive["deadLetterTargetArn"]) == {"Fn::GetAtt": ["NotifyDLQ", "Arn"]}
+    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    dlq = template["Resources"]["NotifyDLQ"]["Properties"]
+    assert int(dlq["MessageRetentionPeriod"]) == resources.DLQ_RETENTION_SECONDS
+    alarm = template["Resources"]["NotifyDLQAlarm"]["Properties"]
+    assert _normalise(alarm["Dimensions"]) == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["NotifyDLQ", "QueueName"]}}]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and int(alarm["Threshold"]) == 0
+
+
+def test_notifier_function_timeout_event_and_permissions(template):
+    props = function_properties(template, "NotifierFunction")
+    assert int(props["Timeout"]) == resources.NOTIFIER_FUNCTION_TIMEOUT
+    assert resources.NOTIFY_VISIBILITY_SECONDS >= 6 * int(props["Timeout"])
+    [event] = [e["Properties"] for e in props["Events"].values() if e["Type"] == "SQS"]
+    assert _normalise(event["Queue"]) == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
+    assert int(event["BatchSize"]) == resources.NOTIFIER_BATCH_SIZE
+    assert list(event["FunctionResponseTypes"]) == ["ReportBatchItemFailures"]
+    notify = json.dumps({"Fn::GetAtt": ["NotifyQueue", "Arn"]})
+    # The retry delay is set per message; SAM's SQS event policy lacks this action.
+    assert _allowed(template, "NotifierFunction", "sqs:ChangeMessageVisibility") == [notify]
+    assert _allowed(template, "NotifierFunction", "s3:GetObject") == [
+        f"${{MediaBucket.Arn}}/{resources.OUTPUT_PREFIX}*"]
+    assert not _allowed(template, "NotifierFunction", "s3:PutObject")
+    table = json.dumps({"Fn::GetAtt": ["JobsTable", "Arn"]})
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+        assert _allowed(template, "NotifierFunction", action) == [table], action

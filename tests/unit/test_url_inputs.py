@@ -52,7 +52,9 @@ def test_url_inputs_are_staged_in_s3_and_handed_over_presigned(aws, kie, files_u
     assert status == 202, job
     assert job["request"]["image"] == {
         "source": "url", "url": f"{files_url}/character.png", "content_type": "image/png",
-        "size_bytes": len(FILES["/character.png"]), "sha256": job["request"]["image"]["sha256"]}
+        "size_bytes": len(FILES["/character.png"]), "sha256": job["request"]["image"]["sha256"],
+        # what the probe found, before any provider was paid
+        "format": "png", "width": 480, "height": 720}
     sent = next(iter(kie.tasks.values()))["input"]
     assert "/inputs/" in sent["video_urls"][0] and files_url not in sent["video_urls"][0]
 

@@ -65,6 +65,28 @@ class InputUnreachable(MotionRelayError):
     code = "input_unreachable"
 
 
+class InputTooLong(MotionRelayError):
+    status = 422
+    code = "input_too_long"
+
+
+class InputTooShort(MotionRelayError):
+    status = 422
+    code = "input_too_short"
+
+
+class InputTooSmall(MotionRelayError):
+    """Fewer pixels on a side than the model needs."""
+
+    status = 422
+    code = "input_too_small"
+
+
+class BadAspectRatio(MotionRelayError):
+    status = 422
+    code = "bad_aspect_ratio"
+
+
 class ProviderCannotServe(MotionRelayError):
     status = 422
     code = "provider_cannot_serve"

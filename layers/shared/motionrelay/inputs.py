@@ -1,7 +1,9 @@
 """Staging the job's inputs in S3, whatever form they arrive in.
 
 Providers get presigned GET URLs of the staged copies: a client's URL may expire or change
-before the provider reads it, and data URIs are not accepted by every provider.
+before the provider reads it, and data URIs are not accepted by every provider. An
+`upload:<id>` (POST /v1/uploads) is already in the input prefix and is used in place.
+Every form ends as an S3 object that `motionrelay.probe` then reads by range.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from typing import Any
 
 from motionrelay.errors import InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
-from motionrelay.media import extension, require_kind
+from motionrelay.media import IMAGE_TYPES, VIDEO_TYPES, extension, require_kind
 from motionrelay.resources import INPUT_PREFIX
 from motionrelay.storage import StoredObject, put_bytes, stream_upload
 
@@ -20,10 +22,20 @@ _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=
 FETCH_TIMEOUT_SECONDS = 20.0
 
 
+class OverCap(InputTooLarge):
+    """An input over the staging cap (`max_bytes`); the caller words the refusal, since which
+    providers' limits it exceeds is routing's business."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        super().__init__(f"'{kind}' is larger than {limit} bytes.", field=kind)
+        self.limit = limit
+
+
 def stage_input(job_id: str, kind: str, value: str, *, max_bytes: int, allow_loopback: bool,
-                client: Any = None) -> tuple[StoredObject, dict[str, Any]]:
-    """Store one input under the job's input prefix. Returns the object and the normalised,
-    blob-free description kept on the job."""
+                client: Any = None, tenant_id: str | None = None) -> tuple[StoredObject, dict[str, Any]]:
+    """Store one input under the job's input prefix (an upload is already in the input
+    prefix and is used in place). Returns the object and the normalised, blob-free
+    description kept on the job. Raises OverCap past `max_bytes`."""
     field = kind
     if value.startswith("data:"):
         stored = _stage_data_uri(job_id, kind, value, max_bytes=max_bytes)
@@ -33,13 +45,32 @@ def stage_input(job_id: str, kind: str, value: str, *, max_bytes: int, allow_loo
                             client=client)
         source = {"source": "url", "url": value}
     elif value.startswith("upload:"):
-        raise InvalidRequest(f"'{field}': upload references are not enabled in this deployment; "
-                             "send an https:// URL or a data: URI.", field=field)
+        stored = _use_upload(kind, value, tenant_id=tenant_id or "", max_bytes=max_bytes)
+        source = {"source": "upload", "upload_id": value}
     else:
         raise InvalidRequest(f"'{field}' must be an https:// URL, a data: URI or an upload:<id>.",
                              field=field)
-    source.update(content_type=stored.content_type, size_bytes=stored.size_bytes, sha256=stored.sha256)
+    source.update(content_type=stored.content_type, size_bytes=stored.size_bytes)
+    if stored.sha256:  # not known for uploads, which are never read whole
+        source["sha256"] = stored.sha256
     return stored, source
+
+
+def is_upload(value: str) -> bool:
+    return value.startswith("upload:")
+
+
+def discard(stored: list[StoredObject]) -> None:
+    """Delete inputs staged for a refused request (best effort: the lifecycle rule is the
+    backstop). Uploads are the client's and are never passed here."""
+    from motionrelay.observability import logger
+    from motionrelay.storage import delete
+
+    for obj in stored:
+        try:
+            delete(obj.key)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the refusal
+            logger.warning("could not delete a refused input", extra={"key": obj.key})
 
 
 def _key(job_id: str, kind: str, content_type: str) -> str:
@@ -51,18 +82,20 @@ def _stage_data_uri(job_id: str, kind: str, value: str, *, max_bytes: int) -> St
     if not match:
         raise InvalidRequest(f"'{kind}' is not a base64 data: URI (data:<type>;base64,<data>).", field=kind)
     declared = match.group("mime").lower()
-    if not declared.startswith(f"{kind}/"):
-        raise UnsupportedMedia(f"'{kind}' declares type {declared}; send a {kind}.", field=kind)
+    accepted = IMAGE_TYPES if kind == "image" else VIDEO_TYPES
+    if declared not in accepted:
+        expected = "image/png or image/jpeg" if kind == "image" else "video/mp4 or video/quicktime"
+        raise UnsupportedMedia(f"'{kind}' declares type {declared}; send {expected}.", field=kind)
     payload = value[match.end():]
     # Cheap size check before decoding: base64 is 4 chars per 3 bytes.
     if len(payload) * 3 // 4 > max_bytes + 3:
-        raise InputTooLarge(f"'{kind}' is larger than {max_bytes // (1024 * 1024)} MB.", field=kind)
+        raise OverCap(kind, max_bytes)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidRequest(f"'{kind}' contains invalid or truncated base64 data.", field=kind) from exc
     if len(data) > max_bytes:
-        raise InputTooLarge(f"'{kind}' is larger than {max_bytes // (1024 * 1024)} MB.", field=kind)
+        raise OverCap(kind, max_bytes)
     content_type = require_kind(data[:64], kind, kind)
     return put_bytes(_key(job_id, kind, content_type), data, content_type)
 
@@ -94,7 +127,7 @@ def _copy_response(job_id: str, kind: str, url: str, client: Any, *, max_bytes: 
             raise InputUnreachable(f"'{kind}' URL answered HTTP {response.status_code}.", field=kind)
         declared_length = response.headers.get("content-length")
         if declared_length and declared_length.isdigit() and int(declared_length) > max_bytes:
-            raise InputTooLarge(f"'{kind}' is larger than {max_bytes // (1024 * 1024)} MB.", field=kind)
+            raise OverCap(kind, max_bytes)
         # The key depends on the sniffed type, so the first chunk decides it.
         chunks = response.iter_bytes(chunk_size=1024 * 1024)
         first = next(chunks, b"")
@@ -104,5 +137,41 @@ def _copy_response(job_id: str, kind: str, url: str, client: Any, *, max_bytes: 
             yield first
             yield from chunks
 
-        return stream_upload(_key(job_id, kind, content_type), all_chunks(),
-                             content_type=content_type, max_bytes=max_bytes, field=kind)
+        try:
+            return stream_upload(_key(job_id, kind, content_type), all_chunks(),
+                                 content_type=content_type, max_bytes=max_bytes, field=kind)
+        except InputTooLarge as exc:  # more bytes than Content-Length said, or none was given
+            raise OverCap(kind, max_bytes) from exc
+
+
+def _use_upload(kind: str, ref: str, *, tenant_id: str, max_bytes: int) -> StoredObject:
+    """An `upload:<id>` of this tenant, completed, within its declared size and the cap."""
+    from motionrelay.aws import client
+    from motionrelay.storage import bucket, head
+    from motionrelay.uploads import resolve_upload
+
+    upload = resolve_upload(tenant_id, ref, field=kind)
+    if upload.kind != kind:
+        raise UnsupportedMedia(f"'{kind}' refers to an upload declared as {upload.content_type}; "
+                               f"use an upload of a {kind}.", field=kind)
+    meta = head(upload.key)
+    if meta is None:
+        raise InputUnreachable(f"'{kind}': upload not completed; PUT the file to the upload's put_url "
+                               "first, then submit the job.", field=kind)
+    size = int(meta["ContentLength"])
+    if size > upload.size_bytes:
+        raise InputTooLarge(f"'{kind}': the uploaded file is {size} bytes, larger than the "
+                            f"{upload.size_bytes} declared; create a new upload with the file's exact size.",
+                            field=kind)
+    if size > max_bytes:
+        raise OverCap(kind, max_bytes)
+    first = b""
+    if size:
+        first = client("s3").get_object(Bucket=bucket(), Key=upload.key, Range="bytes=0-63")["Body"].read()
+    content_type = require_kind(first, kind, kind)
+    if content_type != upload.content_type:
+        # The object is served to providers with the declared Content-Type: it must be true.
+        raise UnsupportedMedia(f"'{kind}': the upload was declared as {upload.content_type} but the file "
+                               f"is {content_type}; create a new upload with the right content_type.",
+                               field=kind)
+    return StoredObject(upload.key, size, "", content_type)

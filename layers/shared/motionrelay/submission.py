@@ -21,11 +21,10 @@ from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError, SubmitSpec
 from motionrelay.settings import get_settings
 from motionrelay.store import ConditionFailed, JobStore, poll_at
-from motionrelay.validation import JobRequest, choose_provider
+from motionrelay.validation import JobRequest, rank_providers
 
 SUBMIT_TIMEOUT_SECONDS = 10.0
-FIRST_POLL_CALLBACK_SECONDS = 90  # a callback is expected; polling is only the safety net
-FIRST_POLL_SECONDS = 20
+PLACEMENT_BUDGET_SECONDS = 15.0  # the API function has 29 s; what is left goes to the poller
 RETRY_PLACEMENT_SECONDS = (15, 30, 60, 120, 300)
 
 
@@ -41,28 +40,61 @@ def callback_token_hash(token: str) -> str:
 @tracer.capture_method(capture_response=False)
 def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
                store: JobStore | None = None, http_client: Any = None) -> Job:
-    from motionrelay.inputs import stage_input
+    """Rank providers on the request -> stage and probe each input -> rank again on the
+    media facts -> write the job (first candidate, full candidate list, skipped providers
+    as attempts) -> place it.
+
+    Any refusal raises before the job item is written and before a provider is called;
+    inputs staged for a refused request are deleted at once (uploads stay: they are the
+    client's, and the lifecycle rule expires them)."""
+    from motionrelay.inputs import OverCap, discard, is_upload, stage_input
+    from motionrelay.probe import probe_stored
+    from motionrelay.validation import check_media, staging_limit, too_large
 
     settings = get_settings()
     store = store or JobStore()
-    provider = choose_provider(request, settings.routing)
-    caps = get_adapter(provider).capabilities
+    # Request-level limits (quality, prompts, sound) first: a 422 before any I/O.
+    candidates, skipped = rank_providers(request, settings.routing)
     job_id = new_job_id()
-    logger.append_keys(job_id=job_id, provider=provider, tenant_id=principal.tenant_id)
+    logger.append_keys(job_id=job_id, tenant_id=principal.tenant_id)
 
-    image, image_info = stage_input(job_id, "image", request.image, max_bytes=caps.max_image_bytes,
-                                    allow_loopback=settings.allow_loopback)
-    video, video_info = stage_input(job_id, "video", request.video, max_bytes=caps.max_video_bytes,
-                                    allow_loopback=settings.allow_loopback)
+    keys: dict[str, str] = {}
+    described: dict[str, dict[str, Any]] = {}
+    media: dict[str, Any] = {}
+    owned = []  # staged copies this request made, deleted if it is refused
+    try:
+        for kind in ("image", "video"):
+            value = getattr(request, kind)
+            try:
+                stored, info = stage_input(
+                    job_id, kind, value, max_bytes=staging_limit(kind, candidates),
+                    allow_loopback=settings.allow_loopback, tenant_id=principal.tenant_id)
+            except OverCap as exc:
+                raise too_large(request, kind, exc.limit, settings.routing) from exc
+            if not is_upload(value):
+                owned.append(stored)
+            # Probed as soon as staged: a bad image is refused before the video is fetched.
+            media[kind] = probe_stored(kind, stored)
+            check_media(media[kind], request)
+            keys[kind] = stored.key
+            described[kind] = {**info, **media[kind].describe()}
+        candidates, media_skipped = rank_providers(request, candidates, media)
+    except Exception:
+        discard(owned)
+        raise
+
+    provider = candidates[0]
+    logger.append_keys(provider=provider)
     now = utc_now()
     job = store.create({
         "id": job_id,
         "tenant_id": principal.tenant_id,
         "phase": Phase.PENDING.value,
         "provider": provider,
+        "candidates": candidates,
         "request": {
-            "image": image_info,
-            "video": video_info,
+            "image": described["image"],
+            "video": described["video"],
             "character_orientation": request.character_orientation,
             "quality": request.quality,
             "prompt": request.prompt,
@@ -71,9 +103,9 @@ def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
             "provider": request.provider,
             "webhook_url": request.webhook_url,
         },
-        "inputs": {"image": image.key, "video": video.key},
+        "inputs": keys,
         "metadata": request.metadata,
-        "attempts": [],
+        "attempts": skipped + media_skipped,
         "created_at": iso(now),
         "updated_at": iso(now),
         "deadline_at": int(now.timestamp()) + settings.job_deadline_seconds,
@@ -85,15 +117,57 @@ def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
 
 
 @tracer.capture_method(capture_response=False)
-def place(job: Job, *, store: JobStore | None = None, http_client: Any = None) -> Job:
-    """Submit a pending job to its provider. Returns the job as it now stands."""
+def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
+          budget_seconds: float = PLACEMENT_BUDGET_SECONDS) -> Job:
+    """Submit a pending job to the first of its candidate providers that takes it.
+
+    Providers in cooldown are skipped; a retryable failure puts the provider in cooldown
+    and moves on to the next; a final rejection (validation, moderation) fails the job with
+    the provider's reason. If nobody takes it now, the job stays pending and the poller
+    tries again with backoff until its deadline. Every attempt is recorded on the job."""
+    from motionrelay import cooldown
+
+    store = store or JobStore()
+    candidates = job.candidates or [job.provider or get_settings().routing[0]]
+    state = cooldown.read(candidates)
+    attempts: list[dict[str, Any]] = []
+    started = time.monotonic()
+    own_client = http_client is None
+    http_client = http_client or provider_client(SUBMIT_TIMEOUT_SECONDS)
+    try:
+        for provider in candidates:
+            until = cooldown.cooling(state, provider)
+            if until is not None:
+                attempts.append(_attempt(provider, "cooldown", message=f"in cooldown until {iso_ts(until)}"))
+                continue
+            if time.monotonic() - started > budget_seconds:
+                break  # leave the rest to the poller rather than run past the caller's timeout
+            outcome = _submit(job, provider, http_client)
+            if isinstance(outcome, ProviderError):
+                attempts.append(_attempt(provider, "retryable_error" if outcome.retryable else "rejected",
+                                         code=outcome.code, message=outcome.message))
+                count("SubmitFailures", provider)
+                if not outcome.retryable:
+                    return _rejected(job, store, attempts, outcome)
+                cooldown.trip(provider, state.get(provider, (0.0, 0))[1], outcome.retry_after)
+                continue
+            if provider in state:
+                cooldown.clear(provider)
+            task_id, token, callback_expected = outcome
+            return _placed(job, store, provider, task_id, token, callback_expected, attempts)
+    finally:
+        if own_client:
+            http_client.close()
+    return _unplaced(job, store, attempts)
+
+
+def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] | ProviderError:
+    """One submit: (task id, callback token, callback expected) or the provider's error."""
     import httpx
 
     from motionrelay.storage import presign_get
 
     settings = get_settings()
-    store = store or JobStore()
-    provider = job.provider or settings.routing[0]
     adapter = get_adapter(provider)
     token = secrets.token_urlsafe(32)
     callback_url = None
@@ -110,21 +184,45 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None) -
         keep_original_sound=job.request.get("keep_original_sound", True),
         callback_url=callback_url,
     )
-    now = time.time()
-    own_client = http_client is None
-    http_client = http_client or provider_client(SUBMIT_TIMEOUT_SECONDS)
     try:
-        response = http_client.send(adapter.build_submit(spec))
-        task_id = adapter.parse_submit(response)
+        task_id = _send_submit(adapter, spec, http_client)
     except ProviderError as exc:
-        return _placement_failed(job, store, exc.code, exc.message, retryable=exc.retryable)
+        return exc
+    except httpx.TimeoutException as exc:
+        return ProviderError(provider, "provider_timeout", f"submit timed out ({type(exc).__name__})",
+                             retryable=True)
     except httpx.HTTPError as exc:
-        return _placement_failed(job, store, "provider_unreachable", type(exc).__name__, retryable=True)
-    finally:
-        if own_client:
-            http_client.close()
+        return ProviderError(provider, "provider_unreachable", type(exc).__name__, retryable=True)
+    return task_id, token, callback_url is not None
 
-    first_poll = FIRST_POLL_CALLBACK_SECONDS if callback_url else FIRST_POLL_SECONDS
+
+@tracer.capture_method(capture_response=False)
+def _send_submit(adapter: Any, spec: SubmitSpec, http_client: Any) -> str:
+    return adapter.parse_submit(http_client.send(adapter.build_submit(spec)))
+
+
+def _attempt(provider: str | None, outcome: str, *, code: str | None = None,
+             message: str | None = None) -> dict[str, Any]:
+    attempt: dict[str, Any] = {"provider": provider, "outcome": outcome, "at": iso(utc_now())}
+    if code:
+        attempt["code"] = code
+    if message:
+        attempt["message"] = message[:300]
+    return attempt
+
+
+def iso_ts(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return iso(datetime.fromtimestamp(epoch, UTC))
+
+
+def _placed(job: Job, store: JobStore, provider: str, task_id: str, token: str, callback_expected: bool,
+            attempts: list[dict[str, Any]]) -> Job:
+    from motionrelay.schedule import first_poll_delay
+
+    now = time.time()
+    delay = first_poll_delay(get_adapter(provider).capabilities, callback_expected=callback_expected)
     try:
         placed = store.update(
             job.id, from_phases=(Phase.PENDING,),
@@ -133,9 +231,11 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None) -
                 "provider": provider,
                 "provider_task_id": task_id,
                 "callback_token_hash": callback_token_hash(token),
-                **poll_at(job.id, now + first_poll),
+                "submitted_at": int(now),
+                "poll_count": 0,
+                **poll_at(job.id, now + delay),
             },
-            append={"attempts": [{"provider": provider, "outcome": "submitted", "at": iso(utc_now())}]},
+            append={"attempts": [*attempts, _attempt(provider, "submitted")]},
         )
     except ConditionFailed:
         # Placed meanwhile by another invocation (or canceled): this submission is surplus.
@@ -145,22 +245,27 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None) -
     return placed
 
 
-def _placement_failed(job: Job, store: JobStore, code: str, message: str, *, retryable: bool) -> Job:
+def _rejected(job: Job, store: JobStore, attempts: list[dict[str, Any]], exc: ProviderError) -> Job:
     from motionrelay.lifecycle import fail
 
-    attempt = {"provider": job.provider, "outcome": "retryable_error" if retryable else "rejected",
-               "code": code, "message": message[:300], "at": iso(utc_now())}
-    logger.warning("placement failed", extra={"job_id": job.id, "code": code, "retryable": retryable})
-    if not retryable:
-        store.update(job.id, from_phases=(Phase.PENDING,), append={"attempts": [attempt]})
-        return fail(job.id, code, message, store=store, from_phases=(Phase.PENDING,)) or job
-    failures = sum(1 for a in job.attempts if a.get("outcome") == "retryable_error")
-    delay = RETRY_PLACEMENT_SECONDS[min(failures, len(RETRY_PLACEMENT_SECONDS) - 1)]
+    logger.warning("placement rejected", extra={"job_id": job.id, "provider": exc.provider, "code": exc.code})
     try:
-        return store.update(
-            job.id, from_phases=(Phase.PENDING,),
-            set_values=poll_at(job.id, time.time() + delay),
-            append={"attempts": [attempt]},
-        )
+        store.update(job.id, from_phases=(Phase.PENDING,), append={"attempts": attempts})
+    except ConditionFailed:
+        return store.get(job.id) or job
+    return fail(job.id, exc.code, exc.message, store=store, from_phases=(Phase.PENDING,)) or job
+
+
+def _unplaced(job: Job, store: JobStore, attempts: list[dict[str, Any]]) -> Job:
+    """Nobody took the job now: it stays pending and the poller retries with backoff."""
+    rounds = sum(1 for a in job.attempts if a.get("outcome") == "no_provider_available")
+    delay = RETRY_PLACEMENT_SECONDS[min(rounds, len(RETRY_PLACEMENT_SECONDS) - 1)]
+    retry_at = time.time() + delay
+    attempts.append(_attempt(None, "no_provider_available",
+                             message=f"no provider took the job; retrying at {iso_ts(retry_at)}"))
+    logger.warning("job not placed yet", extra={"job_id": job.id, "retry_in": delay})
+    try:
+        return store.update(job.id, from_phases=(Phase.PENDING,), set_values=poll_at(job.id, retry_at),
+                            append={"attempts": attempts})
     except ConditionFailed:
         return store.get(job.id) or job

@@ -1,0 +1,167 @@
+"""`POST /v1/uploads`: presigned S3 PUTs for inputs too large for an API request.
+
+A Lambda behind API Gateway takes at most 6 MB per request (a data: URI holds ~4 MB), so a
+client uploads big inputs straight to the bucket and passes `upload:<id>` as `image`/`video`.
+
+- The PUT URL signs `Content-Type` and `Content-Length`: S3 itself refuses a body of another
+  size or type. The object lands under `inputs/uploads/`, which the lifecycle rule expires.
+- The record (pk `UPLOAD#<id>`, in the jobs table) keeps the tenant, key and declared type
+  and size. It carries no `tenant_id` attribute on purpose: that would put it in the
+  `by_tenant` index among the tenant's jobs.
+- An id resolves only for the tenant that created it and only until `usable_until`; any
+  other case looks exactly like an unknown id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from motionrelay.apikeys import Principal
+from motionrelay.aws import client
+from motionrelay.errors import InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
+from motionrelay.media import extension
+from motionrelay.models import iso, utc_now
+from motionrelay.resources import INPUT_PREFIX
+from motionrelay.settings import get_settings
+
+UPLOAD_PREFIX = f"{INPUT_PREFIX}uploads/"
+UPLOAD_SK = "UPLOAD"
+REF_PREFIX = "upload:"
+PUT_URL_TTL_SECONDS = 3600
+# Usable in jobs for a day: the object then still outlives the providers' presigned GETs
+# (12 h) before the 2-day lifecycle rule deletes it.
+USABLE_SECONDS = 24 * 3600
+CONTENT_TYPES = {"image/jpeg": "image", "image/png": "image",
+                 "video/mp4": "video", "video/quicktime": "video"}
+_FIELDS = {"content_type", "size_bytes"}
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str  # without the "upload:" prefix
+    tenant_id: str
+    key: str
+    content_type: str
+    size_bytes: int
+    created_at: str
+    usable_until: int  # epoch seconds; also the item's TTL
+
+    @property
+    def kind(self) -> str:
+        return CONTENT_TYPES[self.content_type]
+
+    @property
+    def ref(self) -> str:
+        return f"{REF_PREFIX}{self.id}"
+
+
+class UploadStore:
+    """Upload records in the jobs table (single-table design, own pk prefix)."""
+
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = table_name or get_settings().table_name
+
+    @staticmethod
+    def _key(upload_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"UPLOAD#{upload_id}"}, "sk": {"S": UPLOAD_SK}}
+
+    def put(self, upload: Upload) -> None:
+        client("dynamodb").put_item(
+            TableName=self.table,
+            Item={
+                **self._key(upload.id),
+                "owner_tenant": {"S": upload.tenant_id},
+                "object_key": {"S": upload.key},
+                "content_type": {"S": upload.content_type},
+                "size_bytes": {"N": str(upload.size_bytes)},
+                "created_at": {"S": upload.created_at},
+                "expires_at": {"N": str(upload.usable_until)},  # the table's TTL attribute
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get(self, upload_id: str) -> Upload | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=self._key(upload_id),
+                                           ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return Upload(id=upload_id, tenant_id=item["owner_tenant"]["S"], key=item["object_key"]["S"],
+                      content_type=item["content_type"]["S"], size_bytes=int(item["size_bytes"]["N"]),
+                      created_at=item["created_at"]["S"], usable_until=int(item["expires_at"]["N"]))
+
+
+def parse_upload_request(raw_body: str | bytes | None) -> tuple[str, int]:
+    """`{content_type, size_bytes}` -> (content_type, size_bytes); the size cap is checked later."""
+    try:
+        body = json.loads(raw_body or "")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("The request body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object: {content_type, size_bytes}.")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise InvalidRequest(f"Unknown field '{unknown[0]}'.", field=unknown[0])
+    content_type, size = body.get("content_type"), body.get("size_bytes")
+    if not isinstance(content_type, str) or not content_type:
+        raise InvalidRequest("'content_type' is required: image/jpeg, image/png, video/mp4 or "
+                             "video/quicktime.", field="content_type")
+    content_type = content_type.strip().lower()
+    if content_type not in CONTENT_TYPES:
+        raise UnsupportedMedia(f"'content_type' {content_type!r} is not accepted; use one of: "
+                               f"{', '.join(CONTENT_TYPES)}.", field="content_type")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise InvalidRequest("'size_bytes' is required: the file's exact size in bytes, an integer.",
+                             field="size_bytes")
+    if size <= 0:
+        raise InvalidRequest("'size_bytes' must be positive.", field="size_bytes")
+    return content_type, size
+
+
+def create_upload(principal: Principal, content_type: str, size_bytes: int,
+                  store: UploadStore | None = None) -> dict[str, Any]:
+    """Record the upload and return `{id, put_url, expires_at}` (expiry of the PUT URL)."""
+    from motionrelay.storage import bucket
+    from motionrelay.validation import staging_limit
+
+    kind = CONTENT_TYPES[content_type]
+    # The largest cap of any provider this deployment routes to: nothing bigger is usable.
+    limit = staging_limit(kind, list(get_settings().routing))
+    if size_bytes > limit:
+        raise InputTooLarge(f"'size_bytes' is {size_bytes}; {kind}s are accepted up to {limit} bytes "
+                            f"({limit / (1024 * 1024):g} MB).", field="size_bytes")
+    upload_id = secrets.token_hex(16)
+    now = utc_now()
+    upload = Upload(
+        id=upload_id, tenant_id=principal.tenant_id,
+        key=f"{UPLOAD_PREFIX}{upload_id}.{extension(content_type)}",
+        content_type=content_type, size_bytes=size_bytes, created_at=iso(now),
+        usable_until=int(now.timestamp()) + USABLE_SECONDS,
+    )
+    (store or UploadStore()).put(upload)
+    # ContentType and ContentLength become signed headers: S3 refuses any other body.
+    put_url = client("s3").generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket(), "Key": upload.key, "ContentType": content_type,
+                "ContentLength": size_bytes},
+        ExpiresIn=PUT_URL_TTL_SECONDS,
+    )
+    expires_at = iso(datetime.fromtimestamp(now.timestamp() + PUT_URL_TTL_SECONDS, UTC))
+    return {"id": upload.ref, "put_url": put_url, "expires_at": expires_at}
+
+
+def resolve_upload(tenant_id: str, ref: str, *, field: str, store: UploadStore | None = None) -> Upload:
+    """The tenant's upload named by `upload:<id>`. Unknown, expired and another tenant's
+    uploads all get the same answer, so ids of other tenants cannot be probed."""
+    upload_id = ref[len(REF_PREFIX):] if ref.startswith(REF_PREFIX) else ""
+    upload = (store or UploadStore()).get(upload_id) if _ID.match(upload_id) else None
+    if upload is None or upload.tenant_id != tenant_id or upload.usable_until < time.time():
+        raise InputUnreachable(f"'{field}': there is no upload '{ref}' (unknown or expired); create one with "
+                               "POST /v1/uploads and PUT the file to its put_url.", field=field)
+    return upload
