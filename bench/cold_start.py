@@ -22,6 +22,7 @@ FUNCTIONS = {
     "webhook": "webhook_handler",
     "poller": "poller_handler",
     "transfer": "transfer_handler",
+    "notifier": "notifier_handler",
 }
 SAMPLES = int(os.environ.get("COLD_START_SAMPLES", "9"))
 

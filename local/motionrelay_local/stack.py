@@ -60,7 +60,8 @@ class LocalStack:
 
     After `start()`: `api_url`, `dev_api_key`, `moto_url`, `sandbox` (the Sandbox, or None),
     `bucket`, `table`, `queue_urls` / `transfer_queue_url`, `kie_hmac_key`, and `stats`:
-    `transfer_invocations` (Counter: job_id -> messages handed to the transfer function),
+    `transfer_invocations` (Counter: job_id -> messages handed to the transfer function; likewise
+    `notify_invocations` for the notifier),
     `poller_invocations` (int), `invocations` and `handler_errors` (Counter: function logical
     id -> n), `api_requests` (Counter: route key, or the status of a gateway-level refusal).
     """
@@ -281,10 +282,15 @@ class LocalStack:
         for name, value in env.items():
             self._setenv(name, value)
 
-        from motionrelay import aws, resources, settings
+        from motionrelay import aws, idempotency, providers, resources, settings
 
         settings.reset_settings()
         aws.reset_clients()
+        # A stack started after another one in this process (one per test module) must not
+        # reuse adapters bound to the previous sandbox's URLs or the idempotency layer's
+        # clients of the previous moto.
+        providers.reset_adapters()
+        idempotency.reset()
         queues = resources.create_all(
             table_name=self.table, bucket_name=self.bucket, transfer_queue_name=self.transfer_queue_name
         )
@@ -303,7 +309,11 @@ class LocalStack:
         scheduled = self._scheduled_functions(template)
         pumps = []
         for name, url in self.queue_urls.items():
-            spec = template.function_for_folder(name) or self._folder_spec(name)
+            # By folder (functions/transfer/), else by the template's SQS event on the queue
+            # (`notify` -> NotifyQueue -> NotifierFunction in functions/notifier/).
+            queue_id = "".join(part.title() for part in name.split("_")) + "Queue"
+            spec = (template.function_for_folder(name) or template.function_for_queue(queue_id)
+                    or self._folder_spec(name))
             if spec is None:
                 if name == "transfer":
                     raise TemplateError(
@@ -417,6 +427,12 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+            # ThreadedMotoServer serves moto's process-wide backends: forget this stack's
+            # table, bucket and queues, or the next stack in this process (another test
+            # module) fails to create its own ("Table already exists").
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
 
     # -- running ----------------------------------------------------------------------
 
@@ -566,6 +582,7 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 front of the gateway: reads the request, writes the mapped response."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # two writes per response: avoid the ~40 ms delayed-ACK stall
     server: _ApiServer
     server_version = "motionrelay-local"
 

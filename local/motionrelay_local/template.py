@@ -166,3 +166,16 @@ class SamTemplate:
             if spec.folder == folder:
                 return spec
         return None
+
+    def function_for_queue(self, queue_logical_id: str) -> FunctionSpec | None:
+        """The function with an SQS event on `!GetAtt <queue_logical_id>.Arn` (the queue's
+        consumer, whatever its folder is called: NotifyQueue -> functions/notifier/)."""
+        for spec in self.functions.values():
+            for event in spec.events_of_type("SQS"):
+                queue = (event.get("Properties") or {}).get("Queue")
+                target = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
+                if isinstance(target, str):
+                    target = target.split(".")
+                if isinstance(target, list) and target and target[0] == queue_logical_id:
+                    return spec
+        return None

@@ -96,6 +96,9 @@ class FakeKie:
     def client(self) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(self.handler))
 
+    def async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
+
     def submits(self) -> int:
         return sum(1 for _, p in self.calls if p.endswith("/createTask"))
 
@@ -135,6 +138,7 @@ def aws(monkeypatch):
 
         urls = create_all("jobs", "media", "transfer")
         monkeypatch.setenv("MOTIONRELAY_TRANSFER_QUEUE_URL", urls["transfer_queue_url"])
+        monkeypatch.setenv("MOTIONRELAY_NOTIFY_QUEUE_URL", urls["notify_queue_url"])
         reset()
         from motionrelay.apikeys import put_key
 
@@ -148,7 +152,9 @@ def kie(monkeypatch):
     """A fake Kie wired in as the provider client and as the output download client."""
     fake = FakeKie(video_bytes=(SAMPLES / "motion.mp4").read_bytes())
     monkeypatch.setattr("motionrelay.http_clients.provider_client", lambda timeout: fake.client())
-    for module in ("submission", "webhooks", "poller"):
+    monkeypatch.setattr("motionrelay.http_clients.async_provider_client",
+                        lambda timeout, max_connections: fake.async_client())
+    for module in ("submission", "webhooks"):
         monkeypatch.setattr(f"motionrelay.{module}.provider_client", lambda timeout: fake.client())
     return fake
 

@@ -11,6 +11,7 @@ from typing import Any
 from motionrelay.apikeys import Principal
 from motionrelay.errors import Conflict, InvalidRequest, NotFound
 from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
+from motionrelay.notify import enqueue as enqueue_notification
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
 from motionrelay.store import ConditionFailed, JobStore
@@ -57,6 +58,7 @@ def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None)
                        code="job_finished") from exc
     count("JobsCanceled", canceled.provider)
     logger.info("job canceled", extra={"job_id": job_id})
+    enqueue_notification(canceled)  # only the write that canceled the job gets here
     return canceled
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from motionrelay.aws import client
 from motionrelay.models import ACTIVE, Job, Phase, ProviderState, ProviderStatus, iso, utc_now
+from motionrelay.notify import enqueue as enqueue_notification
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
 from motionrelay.store import ConditionFailed, JobStore, poll_at
@@ -19,9 +20,14 @@ _UNSCHEDULE = ("due_shard", "next_poll_at")
 
 
 def apply(job_id: str, status: ProviderStatus, *, store: JobStore | None = None,
-          source: str = "poll") -> Job | None:
+          source: str = "poll", reschedule_at: float | None = None, poll_count: int | None = None,
+          known_phase: Phase | None = None) -> Job | None:
     """Apply a provider status. Returns the job if this call changed its phase, else None
-    (a duplicate, a late event, or no change): conditional writes make that decision."""
+    (a duplicate, a late event, or no change): conditional writes make that decision.
+
+    For a job still queued or running, `reschedule_at` (the poller's next poll) is written in
+    the same conditional write as the phase and progress: one write per poll. `known_phase`
+    is the phase the caller last read; it only saves a write that would fail its condition."""
     store = store or JobStore()
     try:
         if status.state is ProviderState.SUCCEEDED:
@@ -42,27 +48,44 @@ def apply(job_id: str, status: ProviderStatus, *, store: JobStore | None = None,
                        status.error_message or "The provider reported a failure.",
                        store=store, from_phases=(Phase.QUEUED, Phase.RUNNING), cost=status.cost)
             return job
-        if status.state is ProviderState.RUNNING:
-            values: dict[str, Any] = {"phase": Phase.RUNNING.value}
-            if status.progress is not None:
-                values["progress"] = status.progress
-            try:
-                return store.update(job_id, from_phases=(Phase.QUEUED,), set_values=values)
-            except ConditionFailed:
-                if status.progress is None:
-                    return None
-                # Already running: only a higher progress is written, never a lower one.
-                store.update(
-                    job_id, from_phases=(Phase.RUNNING,), set_values={"progress": status.progress},
-                    extra_condition=("attribute_not_exists(#prog) OR #prog < :prog",
-                                     {"#prog": "progress", ":prog": status.progress}),
-                )
-                return None
-        return None  # queued: nothing to record
+        return _still_active(job_id, status, store, reschedule_at, poll_count, known_phase)
     except ConditionFailed:
         logger.info("status ignored: job already past it", extra={"job_id": job_id, "state": status.state,
                                                                   "source": source})
         return None
+
+
+def _still_active(job_id: str, status: ProviderStatus, store: JobStore, reschedule_at: float | None,
+                  poll_count: int | None, known_phase: Phase | None) -> Job | None:
+    schedule: dict[str, Any] = {}
+    if reschedule_at is not None:
+        schedule = poll_at(job_id, reschedule_at)
+        if poll_count is not None:
+            schedule["poll_count"] = poll_count
+    if status.state is ProviderState.RUNNING and known_phase is not Phase.RUNNING:
+        values: dict[str, Any] = {"phase": Phase.RUNNING.value, **schedule}
+        if status.progress is not None:
+            values["progress"] = status.progress
+        try:
+            return store.update(job_id, from_phases=(Phase.QUEUED,), set_values=values)
+        except ConditionFailed:
+            pass  # already running (or finished): fall through
+    if status.progress is not None and status.state is ProviderState.RUNNING:
+        # Only a higher progress is written, never a lower one.
+        try:
+            store.update(
+                job_id, from_phases=(Phase.RUNNING,), set_values={"progress": status.progress, **schedule},
+                extra_condition=("attribute_not_exists(#prog) OR #prog < :prog",
+                                 {"#prog": "progress", ":prog": status.progress}),
+            )
+            return None
+        except ConditionFailed:
+            pass
+    if reschedule_at is not None:
+        # Never revives a terminal job: the write is conditional on a non-terminal phase.
+        store.reschedule(job_id, reschedule_at, poll_count=poll_count,
+                         from_phases=(Phase.QUEUED, Phase.RUNNING))
+    return None
 
 
 def _with_cost(values: dict[str, Any], status: ProviderStatus) -> dict[str, Any]:
@@ -88,6 +111,7 @@ def fail(job_id: str, code: str, message: str, *, store: JobStore | None = None,
         return None
     count("JobsFailed", job.provider)
     logger.info("job failed", extra={"job_id": job_id, "code": code})
+    enqueue_notification(job)  # only the write that made the job terminal gets here
     return job
 
 
@@ -102,6 +126,7 @@ def complete(job_id: str, output: dict[str, Any], *, store: JobStore | None = No
     except ConditionFailed:
         return None
     count("JobsSucceeded", job.provider)
+    enqueue_notification(job)  # only the write that made the job terminal gets here
     return job
 
 

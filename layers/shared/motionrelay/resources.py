@@ -19,9 +19,21 @@ TRANSFER_FUNCTION_TIMEOUT = 300
 # AWS advises a visibility timeout of at least 6x the consuming function's timeout.
 TRANSFER_VISIBILITY_SECONDS = 6 * TRANSFER_FUNCTION_TIMEOUT
 
+# Client notifications: after a failed attempt the notifier hides the message for the next
+# step (+-20 % jitter; SQS allows at most 12 h), so attempts come ~30 s, 2 m, 10 m, 30 m,
+# 1 h, 2 h, 4 h and 8 h apart; the receive after the last step's retry moves it to the DLQ.
+NOTIFY_BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 7200, 14400, 28800)
+NOTIFY_MAX_RECEIVES = len(NOTIFY_BACKOFF_SECONDS) + 1  # 9 attempts over ~16 h
+NOTIFIER_FUNCTION_TIMEOUT = 60
+NOTIFIER_BATCH_SIZE = 5
+NOTIFY_VISIBILITY_SECONDS = 6 * NOTIFIER_FUNCTION_TIMEOUT
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600  # longer than the whole retry schedule
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look and redrive
+
 # Attributes the poller needs, projected into the due index so a poll reads no base item.
 DUE_PROJECTION = [
     "id", "phase", "provider", "provider_task_id", "deadline_at", "poll_count", "tenant_id",
+    "submitted_at", "progress",
 ]
 
 JOBS_TABLE: dict[str, Any] = {
@@ -83,10 +95,10 @@ BUCKET_LIFECYCLE: dict[str, Any] = {
 }
 
 
-def create_all(table_name: str, bucket_name: str, transfer_queue_name: str) -> dict[str, str]:
-    """Create the table, bucket and queues (local stack and tests). Returns the queue URL(s)."""
-    import json
-
+def create_all(table_name: str, bucket_name: str, transfer_queue_name: str,
+               notify_queue_name: str | None = None) -> dict[str, str]:
+    """Create the table, bucket and queues (local stack and tests). Returns the queue URLs:
+    `<name>_queue_url` and `<name>_dlq_url` for `transfer` and `notify`."""
     from motionrelay.aws import client
 
     ddb = client("dynamodb")
@@ -104,18 +116,35 @@ def create_all(table_name: str, bucket_name: str, transfer_queue_name: str) -> d
     s3.create_bucket(Bucket=bucket_name)
     s3.put_bucket_lifecycle_configuration(Bucket=bucket_name, LifecycleConfiguration=BUCKET_LIFECYCLE)
 
+    if notify_queue_name is None:  # "<prefix>transfer" -> "<prefix>notify"
+        stem = transfer_queue_name.removesuffix("transfer")
+        notify_queue_name = f"{stem}notify" if stem != transfer_queue_name else f"{stem}-notify"
+    transfer_url, transfer_dlq = _queue_with_dlq(transfer_queue_name, TRANSFER_VISIBILITY_SECONDS,
+                                                 TRANSFER_MAX_RECEIVES)
+    notify_url, notify_dlq = _queue_with_dlq(notify_queue_name, NOTIFY_VISIBILITY_SECONDS,
+                                             NOTIFY_MAX_RECEIVES)
+    return {"transfer_queue_url": transfer_url, "transfer_dlq_url": transfer_dlq,
+            "notify_queue_url": notify_url, "notify_dlq_url": notify_dlq}
+
+
+def _queue_with_dlq(name: str, visibility_seconds: int, max_receives: int) -> tuple[str, str]:
+    import json
+
+    from motionrelay.aws import client
+
     sqs = client("sqs")
-    dlq_url = sqs.create_queue(QueueName=f"{transfer_queue_name}-dlq")["QueueUrl"]
+    dlq_url = sqs.create_queue(
+        QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
+    )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     queue_url = sqs.create_queue(
-        QueueName=transfer_queue_name,
+        QueueName=name,
         Attributes={
-            "VisibilityTimeout": str(TRANSFER_VISIBILITY_SECONDS),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": TRANSFER_MAX_RECEIVES}
-            ),
+            "VisibilityTimeout": str(visibility_seconds),
+            "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives}),
         },
     )["QueueUrl"]
-    return {"transfer_queue_url": queue_url, "transfer_dlq_url": dlq_url}
+    return queue_url, dlq_url

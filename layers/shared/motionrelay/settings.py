@@ -13,6 +13,7 @@ from functools import lru_cache
 
 PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
 SECRET_CACHE_SECONDS = 300
+DEFAULT_POLL_CONCURRENCY = 10
 
 
 def _env(name: str, default: str = "") -> str:
@@ -39,6 +40,14 @@ class Settings:
     input_url_ttl_seconds: int
     max_output_bytes: int
     provider_base_urls: dict[str, str] = field(default_factory=dict)
+    # Client notifications (notify.py); empty = not configured, nothing is enqueued.
+    notify_queue_url: str = ""
+    poll_concurrency: dict[str, int] = field(default_factory=dict)
+
+    def poll_limit(self, provider: str) -> int:
+        """How many status requests the poller may have in flight to one provider."""
+        limits = self.poll_concurrency
+        return limits.get(provider) or limits.get("*") or DEFAULT_POLL_CONCURRENCY
 
     @property
     def allow_loopback(self) -> bool:
@@ -68,10 +77,26 @@ def get_settings() -> Settings:
         # Inputs must stay readable through the provider's queue and run (hours, not minutes).
         input_url_ttl_seconds=int(_env("MOTIONRELAY_INPUT_URL_TTL_SECONDS", str(12 * 3600))),
         max_output_bytes=int(_env("MOTIONRELAY_MAX_OUTPUT_BYTES", str(2 * 1024**3))),
+        poll_concurrency=_poll_concurrency(_env("MOTIONRELAY_POLL_CONCURRENCY")),
         provider_base_urls={
             p: _env(f"MOTIONRELAY_{p.upper()}_BASE_URL").rstrip("/") for p in PROVIDERS
         },
+        notify_queue_url=_env("MOTIONRELAY_NOTIFY_QUEUE_URL"),
     )
+
+
+def _poll_concurrency(value: str) -> dict[str, int]:
+    """`20` (every provider) or `kie=20,novita=5,*=10`."""
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name, _, number = part.rpartition("=")
+        name = name.strip() or "*"
+        if name != "*" and name not in PROVIDERS:
+            raise ValueError(f"MOTIONRELAY_POLL_CONCURRENCY names an unknown provider: {name}")
+        if not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(f"MOTIONRELAY_POLL_CONCURRENCY: {part!r} is not a positive integer")
+        limits[name] = int(number)
+    return limits
 
 
 def provider_secret(provider: str, suffix: str = "API_KEY") -> str:

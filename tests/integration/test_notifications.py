@@ -1,0 +1,190 @@
+"""Client notifications on the local stack: a job with a `webhook_url` pointing at a loopback
+HTTPS receiver gets exactly one notification per terminal state, signed with the tenant's
+Standard Webhooks secret and verified here the way a receiver would (`standardwebhooks`).
+
+The receiver is real HTTPS (webhook URLs must be https://) with a throw-away certificate for
+127.0.0.1, trusted through `SSL_CERT_FILE` for the duration of the module; the SSRF guard
+lets the notifier reach loopback only because the local stack sets MOTIONRELAY_LOCAL=1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from motionrelay_local.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+JOB_TIMEOUT = 60.0
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for the IP 127.0.0.1 and its key (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "motionrelay test receiver")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "receiver.pem", directory / "receiver.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class Receiver:
+    """The client's endpoint: records every POST; answers 500 to the first `fail_first` of each
+    webhook-id, 204 after that."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.received: list[dict] = []
+        self.fail_first: dict[str, int] = {}  # path -> failures to answer before a 2xx
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the base class's name
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with receiver._lock:
+                    receiver.received.append({"path": self.path, "headers": dict(self.headers.items()),
+                                              "body": body})
+                    left = receiver.fail_first.get(self.path, 0)
+                    receiver.fail_first[self.path] = max(0, left - 1)
+                self.send_response(500 if left else 204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def for_path(self, path: str) -> list[dict]:
+        with self._lock:
+            return [r for r in self.received if r["path"] == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
+    cert, key = _self_signed(tmp_path_factory.mktemp("receiver"))
+    saved = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(cert)  # httpx trusts it for clients created from now on
+    running = Receiver(cert, key)
+    try:
+        yield running
+    finally:
+        running.close()
+        if saved is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = saved
+
+
+@pytest.fixture(scope="module")
+def secret(api: httpx.Client) -> str:
+    resp = api.get("/v1/webhook-secret")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["secret"]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def wait_for_terminal(api: httpx.Client, job_id: str) -> dict:
+    return wait_for(lambda: (j := api.get(f"/v1/jobs/{job_id}").json())["status"] in
+                    ("succeeded", "failed", "canceled") and j, JOB_TIMEOUT, f"job {job_id} to finish")
+
+
+def verified(request: dict, secret: str) -> dict:
+    return Webhook(secret).verify(request["body"], request["headers"])
+
+
+def test_a_finished_job_is_notified_once_signed_with_the_tenants_secret(
+        stack: LocalStack, api: httpx.Client, sample_request: dict, receiver: Receiver, secret: str):
+    hook = f"{receiver.url}/hooks/succeeded?token=abc"
+    resp = api.post("/v1/jobs", json={**sample_request, "webhook_url": hook})
+    assert resp.status_code == 202, resp.text
+    job = wait_for_terminal(api, resp.json()["id"])
+    assert job["status"] == "succeeded"
+
+    [request] = wait_for(lambda: receiver.for_path("/hooks/succeeded?token=abc"), 30, "the notification")
+    assert request["headers"]["webhook-id"] == f"msg_{job['id']}_succeeded"
+    payload = verified(request, secret)
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["id"] == job["id"] and payload["data"]["status"] == "succeeded"
+    assert payload["data"]["output"]["sha256"] == job["output"]["sha256"]
+    # The presigned output URL in the notification works.
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        video = http.get(payload["data"]["output"]["url"])
+    assert video.status_code == 200 and len(video.content) == job["output"]["size_bytes"]
+
+    # Nothing more arrives: the queues drain and the receiver still has exactly one.
+    assert stack.wait_until_idle(30)
+    time.sleep(1.0)
+    assert len(receiver.for_path("/hooks/succeeded?token=abc")) == 1
+    assert stack.stats["notify_invocations"][job["id"]] == 1
+
+
+def test_a_failed_attempt_is_retried_with_the_same_webhook_id(
+        stack: LocalStack, api: httpx.Client, sample_request: dict, receiver: Receiver, secret: str):
+    stack.sandbox.configure("kie", state_seconds=5.0)  # long enough to cancel while it runs
+    try:
+        receiver.fail_first["/hooks/canceled"] = 1
+        resp = api.post("/v1/jobs", json={**sample_request, "webhook_url": f"{receiver.url}/hooks/canceled"})
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["id"]
+        assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+        assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 409  # no second terminal event
+
+        first, second = wait_for(lambda: (got := receiver.for_path("/hooks/canceled"))[1:] and got, 30,
+                                 "the retried notification")
+        assert stack.wait_until_idle(30)
+    finally:
+        stack.sandbox.configure("kie", state_seconds=0.2)
+    assert len(receiver.for_path("/hooks/canceled")) == 2  # one 500, then one 204: done
+    assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"] == f"msg_{job_id}_canceled"
+    for request in (first, second):
+        payload = verified(request, secret)
+        assert payload["type"] == "job.canceled" and payload["data"]["id"] == job_id
+    assert json.loads(second["body"])["data"]["status"] == "canceled"
