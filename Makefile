@@ -9,9 +9,11 @@ export PYTHONPATH := layers/shared:local
 
 .PHONY: setup test lint unit integration dev demo bench samples clean
 
-$(STAMP): requirements-dev.txt layers/shared/requirements.txt
+# The requirements, then this project itself, editable and without deps, for .venv/bin/motionrelay.
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,4 +44,4 @@ samples: $(STAMP)
 	$(PY) samples/make_samples.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .aws-sam *.egg-info

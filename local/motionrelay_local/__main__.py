@@ -15,7 +15,9 @@ def _sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 
 def dev(port: int) -> int:
-    from motionrelay_local.stack import LocalStack
+    from motionrelay_cli.config import STATE_FILENAME, remove_local_state, write_local_state
+    from motionrelay_local.lambda_runtime import REGION
+    from motionrelay_local.stack import REPO_ROOT, LocalStack
     from motionrelay_local.template import TemplateError
 
     # The stack's own lines at INFO; libraries (botocore, werkzeug) only when they warn. Ours get
@@ -35,19 +37,28 @@ def dev(port: int) -> int:
     except (OSError, TemplateError) as exc:
         print(f"motionrelay dev: cannot start: {exc}", file=sys.stderr)
         return 1
+    state_file = REPO_ROOT / STATE_FILENAME
     try:
+        # The `motionrelay` CLI finds this stack (API, dev key, moto, table) through this file.
+        write_local_state(state_file, api_url=stack.api_url, api_key=stack.dev_api_key,
+                          endpoint_url=stack.moto_url, table=stack.table, region=REGION)
         print(
             f"\nmotionrelay local API  {stack.api_url}\n"
-            f"dev API key            {stack.dev_api_key}\n"
+            f"dev API key            {stack.dev_api_key}  (tenant 'dev')\n"
             f"moto (DynamoDB/S3/SQS) {stack.moto_url}\n"
-            f"provider sandbox       {stack.sandbox.base_url('kie') if stack.sandbox else '(off)'}\n\n"
+            f"provider sandbox       {stack.sandbox.base_url('kie') if stack.sandbox else '(off)'}\n"
+            f"CLI state              {state_file.name} (the motionrelay command uses this stack)\n\n"
             f"Try:\n"
-            f"  curl -H \"Authorization: Bearer {stack.dev_api_key}\" {stack.api_url}/v1/jobs/<id>\n\n"
+            f"  .venv/bin/motionrelay submit samples/character.png samples/motion.mp4 --quality std --wait "
+            f"--out out/\n"
+            f"  .venv/bin/motionrelay keys create --tenant acme\n"
+            f"  curl -H \"Authorization: Bearer {stack.dev_api_key}\" {stack.api_url}/v1/jobs\n\n"
             "Ctrl-C stops.\n",
             flush=True,
         )
         stack.serve_forever()
     finally:
+        remove_local_state(state_file)
         stack.stop()
         print("motionrelay dev: stopped", file=sys.stderr, flush=True)
     return 0

@@ -1,33 +1,34 @@
-"""`make demo`: submit the bundled sample job through the local API and save the video.
+"""`make demo`: run the bundled sample job through the local API with the `motionrelay` CLI.
 
-Starts a LocalStack on a free port, POSTs `samples/character.png` + `samples/motion.mp4`
-as data URIs to `/v1/jobs`, follows the job on one live status line, then downloads the
-output from its presigned URL to `out/<job id>.mp4`, checking size and sha256 against the
-job resource and that the object is in the stack's S3 bucket. Expected failures print one
-clear line and exit non-zero; they never print a traceback.
+Starts a LocalStack on a free port, then runs the CLI's own `submit --wait --out` flow in
+process: `samples/character.png` and `samples/motion.mp4` are uploaded through
+`/v1/uploads`, the job is followed on one live status line, and the video is streamed to
+`out/<job id>.mp4` and checked against the job's size and sha256. The demo then checks that
+the object is in the stack's S3 bucket and decodes the MP4. The request is one the chosen
+provider can serve (its adapter's capabilities). Expected failures print one clear line and
+exit non-zero; they never print a traceback.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import shlex
 import sys
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from motionrelay_local.stack import REPO_ROOT, LocalStack
 from motionrelay_local.template import TemplateError
 
 SAMPLES = REPO_ROOT / "samples"
 OUT_DIR = REPO_ROOT / "out"
+IMAGE = SAMPLES / "character.png"
+VIDEO = SAMPLES / "motion.mp4"
 POLL_SECONDS = 0.5
-TERMINAL = {"succeeded", "failed", "canceled"}
+PROMPT = "The character performs the dance from the reference video."
 
 
 class DemoError(Exception):
@@ -46,100 +47,35 @@ def sample_request(provider: str | None = None) -> dict[str, Any]:
         "video": data_uri(SAMPLES / "motion.mp4", "video/mp4"),
         "character_orientation": "image",
         "quality": "std",
-        "prompt": "The character performs the dance from the reference video.",
+        "prompt": PROMPT,
     }
     if provider:
         request["provider"] = provider
     return request
 
 
-def api_error(resp: httpx.Response) -> str:
-    """The API's `error.message` (with its code), or whatever the response says."""
-    try:
-        error = resp.json().get("error") or {}
-        return f"{error.get('code', 'error')}: {error.get('message', resp.text)}"
-    except (ValueError, AttributeError):
-        return resp.text.strip()[:300] or resp.reason_phrase
+def demo_options(provider: str) -> list[str]:
+    """`motionrelay submit` options for a request `provider` can serve, read from its adapter's
+    capabilities: std unless it offers only pro, and a prompt only where it takes one (Pixazo
+    offers std alone and no prompt; Novita and VibeDream only pro)."""
+    from motionrelay.providers import get_adapter
+
+    capabilities = get_adapter(provider).capabilities
+    quality = "std" if "std" in capabilities.qualities else sorted(capabilities.qualities)[0]
+    options = ["--orientation", "image", "--quality", quality]
+    if capabilities.prompt:
+        options += ["--prompt", PROMPT]
+    return options
 
 
-class StatusLine:
-    """One live line on a terminal; plain lines, only on change, otherwise."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stdout
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.last = ""
-        self.width = 0
-
-    def show(self, job: dict[str, Any], elapsed: float) -> None:
-        progress = job.get("progress")
-        pct = f"{progress:>3}%" if isinstance(progress, int | float) else "  -%"
-        status, provider = job.get("status", "?"), job.get("provider") or "-"
-        text = f"job {job.get('id')}  {status:<9} provider={provider}  {pct}"
-        if self.tty:
-            line = f"{text}  {elapsed:5.1f}s"
-            self.stream.write("\r" + line.ljust(self.width))
-            self.width = len(line)
-            self.stream.flush()
-        elif text != self.last:
-            print(f"{text}  {elapsed:.1f}s", file=self.stream, flush=True)
-        self.last = text
-
-    def done(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\n")
-            self.stream.flush()
+def _shown(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-def submit(client: httpx.Client, request: dict[str, Any]) -> dict[str, Any]:
-    resp = client.post("/v1/jobs", json=request)
-    if resp.status_code != 202:
-        raise DemoError(f"POST /v1/jobs answered {resp.status_code}: {api_error(resp)}")
-    return resp.json()
-
-
-def follow(client: httpx.Client, job: dict[str, Any], timeout: float, line: StatusLine) -> dict[str, Any]:
-    started = time.monotonic()
-    try:
-        while True:
-            elapsed = time.monotonic() - started
-            line.show(job, elapsed)
-            if job.get("status") in TERMINAL:
-                return job
-            if elapsed > timeout:
-                raise DemoError(f"job {job['id']} still {job.get('status')} after {timeout:.0f} s")
-            time.sleep(POLL_SECONDS)
-            resp = client.get(f"/v1/jobs/{job['id']}")
-            if resp.status_code != 200:
-                raise DemoError(f"GET /v1/jobs/{job['id']} answered {resp.status_code}: {api_error(resp)}")
-            job = resp.json()
-    finally:
-        line.done()
-
-
-def download(job: dict[str, Any], stack: LocalStack) -> Path:
-    output = job.get("output") or {}
-    url = output.get("url")
-    if not url:
-        raise DemoError(f"job {job['id']} succeeded without an output URL")
-    OUT_DIR.mkdir(exist_ok=True)
-    target = OUT_DIR / f"{job['id']}.mp4"
-    digest, size = hashlib.sha256(), 0
-    with httpx.stream("GET", url, timeout=60, trust_env=False) as resp:
-        if resp.status_code != 200:
-            raise DemoError(f"downloading the output answered {resp.status_code}")
-        with target.open("wb") as fh:
-            for chunk in resp.iter_bytes(1 << 16):
-                digest.update(chunk)
-                size += len(chunk)
-                fh.write(chunk)
-    if digest.hexdigest() != output.get("sha256"):
-        raise DemoError(f"sha256 mismatch: downloaded {digest.hexdigest()}, job says {output.get('sha256')}")
-    if size != output.get("size_bytes"):
-        raise DemoError(f"size mismatch: downloaded {size} bytes, job says {output.get('size_bytes')}")
-
+def verify_in_s3(job: dict[str, Any], size: int, stack: LocalStack) -> str:
+    """The job's output object is in the stack's bucket with the downloaded size."""
     # The presigned URL is path-style on moto: /<bucket>/<key>.
-    path = unquote(urlsplit(url).path).lstrip("/")
+    path = unquote(urlsplit(job["output"]["url"]).path).lstrip("/")
     bucket, _, key = path.partition("/")
     import boto3
     from botocore.exceptions import ClientError
@@ -151,7 +87,32 @@ def download(job: dict[str, Any], stack: LocalStack) -> Path:
         raise DemoError(f"the output is not in S3 at s3://{bucket}/{key}: {exc}") from None
     if head["ContentLength"] != size:
         raise DemoError(f"s3://{bucket}/{key} holds {head['ContentLength']} bytes, downloaded {size}")
-    return target
+    return f"s3://{bucket}/{key}"
+
+
+def describe_mp4(path: Path) -> str:
+    """Decode the whole video with PyAV: proof that it is a playable MP4, not just bytes."""
+    with path.open("rb") as fh:
+        if fh.read(12)[4:8] != b"ftyp":
+            raise DemoError(f"{path} is not an MP4 (no ftyp box)")
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DemoError(f"{path} has no video stream")
+            video = container.streams.video[0]
+            context = video.codec_context
+            codec, width, height = context.name, context.width, context.height
+            audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+            duration = container.duration / 1_000_000 if container.duration else 0.0
+            frames = sum(1 for _ in container.decode(video=0))
+    except av.error.FFmpegError as exc:
+        raise DemoError(f"{path} does not decode: {exc}") from None
+    if frames == 0:
+        raise DemoError(f"{path} has no frames")
+    sound = f"audio {audio}" if audio else "no audio"
+    return f"MP4, {codec} {width}x{height}, {frames} frames, {duration:.1f} s, {sound}"
 
 
 class _StackOutput:
@@ -197,28 +158,38 @@ def run(provider: str | None = None, timeout: float = 180.0) -> int:
 
 
 def _run(provider: str | None, timeout: float) -> int:
+    from motionrelay_cli import cli
+
     try:
-        request = sample_request(provider)
+        for sample in (IMAGE, VIDEO):
+            if not sample.is_file():
+                raise DemoError(f"sample input {sample} is missing (make samples)")
         print("starting the local stack (moto, provider sandbox, API) ...", flush=True)
         with LocalStack(port=0, routing=provider or "kie") as stack:
-            auth = {"Authorization": f"Bearer {stack.dev_api_key}"}
-            with httpx.Client(base_url=stack.api_url, headers=auth, timeout=60, trust_env=False) as client:
-                job = submit(client, request)
-                print(f"submitted job {job['id']} to {stack.api_url}", flush=True)
-                job = follow(client, job, timeout, StatusLine())
-                if job["status"] != "succeeded":
-                    error = job.get("error") or {}
-                    code, message = error.get("code", "?"), error.get("message", "")
-                    raise DemoError(f"job {job['id']} {job['status']}: {code}: {message}")
-                target = download(job, stack)
-        rel = target.relative_to(Path.cwd()) if target.is_relative_to(Path.cwd()) else target
-        print(f"wrote {rel} ({job['output']['size_bytes']} bytes, sha256 {job['output']['sha256'][:16]}...)")
+            chosen = provider or stack.routing.split(",")[0]
+            # What a person would type against `make dev`; the stack's URL and key come on top.
+            command = ["submit", _shown(IMAGE), _shown(VIDEO), *demo_options(chosen),
+                       *(["--provider", provider] if provider else []),
+                       "--wait", "--out", f"{_shown(OUT_DIR)}/"]
+            print(f"local API {stack.api_url}, provider {chosen}\n$ motionrelay {shlex.join(command)}",
+                  flush=True)
+            args = cli.build_parser().parse_args([
+                *command, "--url", stack.api_url, "--api-key", stack.dev_api_key,
+                "--wait-timeout", str(timeout), "--poll-interval", str(POLL_SECONDS),
+            ])
+            args.image, args.video, args.out = str(IMAGE), str(VIDEO), f"{OUT_DIR}/"  # whatever the cwd
+            with cli.make_api(args) as api:
+                result = cli.submit(args, api, sys.stdout, sys.stderr)
+            if result.download is None:  # submit raises unless the video was downloaded
+                raise DemoError(f"job {result.job.get('id')} left no video")
+            location = verify_in_s3(result.job, result.download.size_bytes, stack)
+        print(f"verified: {describe_mp4(result.download.path)}; stored as {location}", flush=True)
         return 0
     except DemoError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
-    except httpx.HTTPError as exc:
-        print(f"demo failed: HTTP error talking to the local stack: {exc}", file=sys.stderr)
+    except cli.CliError as exc:  # the CLI's own errors: the API's `code: message`, a failed job, ...
+        print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     except (OSError, TemplateError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ move a job backwards or apply a terminal state twice: the loser's condition fail
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -71,12 +72,13 @@ class ConditionFailed(Exception):
 
 
 class JobStore:
-    def __init__(self, table_name: str | None = None) -> None:
+    def __init__(self, table_name: str | None = None, ddb: Any = None) -> None:
         self.table = table_name or get_settings().table_name
+        self._ddb = ddb  # an explicit client (the keys CLI targets a stack chosen by flags)
 
     @property
     def ddb(self):
-        return client("dynamodb")
+        return self._ddb if self._ddb is not None else client("dynamodb")
 
     # --- jobs ---------------------------------------------------------------------------
     def create(self, item: dict[str, Any]) -> Job:
@@ -156,13 +158,31 @@ class JobStore:
     def schedule_poll(self, job_id: str, at: float, *, poll_count: int | None = None) -> None:
         """Put an active job (back) on the due index. Never touches a terminal job, which
         would otherwise reappear in the sparse index."""
-        values = poll_at(job_id, at)
+        self.reschedule(job_id, at, poll_count=poll_count, from_phases=ACTIVE)
+
+    def reschedule(self, job_id: str, at: float, *, poll_count: int | None = None,
+                   from_phases: Iterable[Phase] = ACTIVE) -> bool:
+        """The poller's most frequent write, kept lean: only the due-index fields, no
+        `updated_at` (nothing a client sees changed), nothing returned. False when the job
+        has left `from_phases` meanwhile."""
+        values = {k: to_ddb(v) for k, v in poll_at(job_id, at).items()}
+        expression = "SET due_shard = :shard, next_poll_at = :at"
         if poll_count is not None:
-            values["poll_count"] = poll_count
+            values[":count"] = to_ddb(poll_count)
+            expression += ", poll_count = :count"
+        phases = [p.value for p in from_phases]
+        values.update({f":p{i}": {"S": v} for i, v in enumerate(phases)})
         try:
-            self.update(job_id, from_phases=ACTIVE, set_values=values)
-        except ConditionFailed:
-            pass
+            self.ddb.update_item(
+                TableName=self.table, Key=job_key(job_id), UpdateExpression=expression,
+                ConditionExpression=f"#phase IN ({', '.join(f':p{i}' for i in range(len(phases)))})",
+                ExpressionAttributeNames={"#phase": "phase"},
+                ExpressionAttributeValues={":shard": values.pop("due_shard"),
+                                           ":at": values.pop("next_poll_at"), **values},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def due_jobs(self, now: float, limit: int = 1000) -> Iterator[dict[str, Any]]:
         """Jobs whose next poll is due, from the sparse index: reads only what is due."""
@@ -181,6 +201,23 @@ class JobStore:
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def next_due_at(self, horizon: float) -> tuple[float | None, int]:
+        """The earliest next poll up to `horizon`, and how many index items were read for it
+        (at most one per shard)."""
+        earliest, read = None, 0
+        for shard in range(get_settings().due_shards):
+            page = self.ddb.query(
+                TableName=self.table, IndexName=DUE_INDEX, Limit=1, ScanIndexForward=True,
+                KeyConditionExpression="due_shard = :shard AND next_poll_at <= :horizon",
+                ExpressionAttributeValues={":shard": {"S": f"due#{shard}"},
+                                           ":horizon": {"N": str(int(horizon))}},
+            )
+            for item in page.get("Items", []):
+                read += 1
+                at = float(item["next_poll_at"]["N"])
+                earliest = at if earliest is None else min(earliest, at)
+        return earliest, read
 
     def tenant_jobs(self, tenant_id: str, *, limit: int, start_key: dict | None = None,
                     phases: Iterable[Phase] = ()) -> tuple[list[Job], dict | None]:
@@ -216,17 +253,101 @@ class JobStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # --- API keys -----------------------------------------------------------------------
-    def put_api_key(self, key_hash: str, tenant_id: str, name: str) -> None:
-        item = {
-            "pk": f"APIKEY#{key_hash}", "sk": KEY_SK, "tenant_id_owner": tenant_id, "name": name,
-            "created_at": iso(utc_now()),
+    # One key is three items, written and revoked together in one transaction:
+    #   APIKEY#<sha256>  / APIKEY         what `authenticate` reads (one GetItem by hash)
+    #   APIKEYS          / KEY#<key id>   every key, by id: revoke by id, list all (a Query)
+    #   TENANT#<tenant>  / APIKEY#<id>    one tenant's keys (a Query, no Scan)
+    # None carries `tenant_id`, which would put it in the by_tenant index among the jobs.
+    def put_api_key(self, key_hash: str, tenant_id: str, name: str, *, key_id: str | None = None,
+                    prefix: str = "") -> dict[str, Any]:
+        record = {
+            "key_id": key_id or new_key_id(), "key_hash": key_hash, "tenant_id_owner": tenant_id,
+            "name": name, "key_prefix": prefix, "created_at": iso(utc_now()),
         }
-        self.ddb.put_item(TableName=self.table, Item={k: to_ddb(v) for k, v in item.items()})
+        items = [{**keys, **record} for keys in _key_item_keys(key_hash, record["key_id"], tenant_id)]
+        self.ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": self.table, "Item": {k: to_ddb(v) for k, v in item.items()},
+                     "ConditionExpression": "attribute_not_exists(pk)"}}
+            for item in items
+        ])
+        return record
 
     def get_api_key(self, key_hash: str) -> dict[str, Any] | None:
+        # Strongly consistent: a key revoked a moment ago must already fail.
         response = self.ddb.get_item(
             TableName=self.table, Key={"pk": {"S": f"APIKEY#{key_hash}"}, "sk": {"S": KEY_SK}},
+            ConsistentRead=True,
         )
         item = response.get("Item")
         return from_ddb(item) if item else None
 
+    def get_api_key_by_id(self, key_id: str) -> dict[str, Any] | None:
+        response = self.ddb.get_item(
+            TableName=self.table, Key={"pk": {"S": KEY_REGISTRY_PK}, "sk": {"S": f"KEY#{key_id}"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _key_record(from_ddb(item)) if item else None
+
+    def list_api_keys(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """All keys, or one tenant's: a Query on one partition either way."""
+        pk, sk_prefix = (f"TENANT#{tenant_id}", "APIKEY#") if tenant_id else (KEY_REGISTRY_PK, "KEY#")
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+        }
+        records: list[dict[str, Any]] = []
+        while True:
+            page = self.ddb.query(**kwargs)
+            records.extend(_key_record(from_ddb(item)) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def revoke_api_key(self, key_id: str, revoked_at: str) -> tuple[dict[str, Any] | None, bool]:
+        """Mark the key revoked on all three items at once. Returns (record, revoked_now):
+        (None, False) for an unknown id, (record, False) when it was revoked already."""
+        record = self.get_api_key_by_id(key_id)
+        if record is None or record.get("revoked_at"):
+            return record, False
+        keys = _key_item_keys(record["key_hash"], key_id, record["tenant_id_owner"])
+        try:
+            self.ddb.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self.table, "Key": {k: to_ddb(v) for k, v in key.items()},
+                    "UpdateExpression": "SET revoked_at = :at",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(revoked_at)",
+                    "ExpressionAttributeValues": {":at": {"S": revoked_at}},
+                }}
+                for key in keys
+            ])
+        except self.ddb.exceptions.TransactionCanceledException:
+            # A concurrent revoke won (or an item is missing): report what is stored now.
+            current = self.get_api_key_by_id(key_id)
+            if current is not None and current.get("revoked_at"):
+                return current, False
+            raise
+        return {**record, "revoked_at": revoked_at}, True
+
+
+KEY_REGISTRY_PK = "APIKEYS"
+_KEY_RECORD_FIELDS = ("key_id", "key_hash", "tenant_id_owner", "name", "key_prefix", "created_at",
+                      "revoked_at")
+
+
+def new_key_id() -> str:
+    """A key's public id: names it in listings and revocation, reveals nothing about it."""
+    return "key_" + secrets.token_hex(6)
+
+
+def _key_item_keys(key_hash: str, key_id: str, tenant_id: str) -> list[dict[str, str]]:
+    return [
+        {"pk": f"APIKEY#{key_hash}", "sk": KEY_SK},
+        {"pk": KEY_REGISTRY_PK, "sk": f"KEY#{key_id}"},
+        {"pk": f"TENANT#{tenant_id}", "sk": f"APIKEY#{key_id}"},
+    ]
+
+
+def _key_record(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in _KEY_RECORD_FIELDS if k in item}

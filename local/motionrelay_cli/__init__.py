@@ -1,0 +1,1 @@
+"""The `motionrelay` command line: jobs through the HTTP API, API keys in the stack's table."""
