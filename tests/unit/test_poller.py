@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 
+import httpx
+
 import poller_handler
 from conftest import FakeContext, load_event, queued_messages
-from motionrelay import poller
+from motionrelay import cooldown, poller
 from motionrelay.models import Phase
+from motionrelay.settings import reset_settings
 from motionrelay.store import JobStore
 from test_api import post_job, sample_request
 
@@ -59,15 +63,17 @@ def test_pending_jobs_are_placed_again(aws, kie):
     job = post_job(sample_request())[1]
     assert job["provider_task_id"] is None
     kie.submit_code = 200
+    cooldown.clear("kie")  # Kie's cooldown after the failure has run out
     poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 120)
     placed = JobStore().get(job["id"])
     assert placed.phase is Phase.QUEUED and placed.provider_task_id
-    assert [a["outcome"] for a in placed.attempts] == ["retryable_error", "submitted"]
+    outcomes = [a["outcome"] for a in placed.attempts]
+    assert outcomes == ["retryable_error", "no_provider_available", "submitted"]
 
 
 def test_no_work_is_started_without_time_left(aws, kie):
     make_due(post_job(sample_request())[1]["id"])
-    report = poller.run(lambda: 5_000)
+    report = poller.run(lambda: 2_000)  # under the safety margin plus one request's time
     assert report.due == 0 and not any(p.endswith("/recordInfo") for _, p in kie.calls)
 
 
@@ -101,3 +107,100 @@ def test_lost_transfer_messages_are_requeued(aws, kie):
     report = poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 600)
     assert report.transfers_requeued == 1
     assert len(queued_messages(aws["transfer_queue_url"])) == 2
+
+
+# --------------------------------------------------------------------------- async poller
+
+
+def _running_jobs(n: int) -> list[str]:
+    ids = [post_job(sample_request())[1]["id"] for _ in range(n)]
+    for job_id in ids:
+        make_due(job_id)
+    return ids
+
+
+def _record(state: str, **extra) -> dict:
+    data = {"taskId": "t", "state": state, "resultJson": "", "failCode": "", "failMsg": "", **extra}
+    return {"code": 200, "msg": "success", "data": data}
+
+
+def test_requests_in_flight_are_bounded_per_provider(aws, kie, monkeypatch):
+    monkeypatch.setenv("MOTIONRELAY_POLL_CONCURRENCY", "kie=3")
+    reset_settings()
+    _running_jobs(9)
+    in_flight, peak = 0, 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return httpx.Response(200, json=_record("generating"))
+
+    report = poller.run(FakeContext().get_remaining_time_in_millis,
+                        http_client=httpx.AsyncClient(transport=httpx.MockTransport(slow)))
+    assert report.polled == 9
+    assert peak == 3
+
+
+def test_a_429_pauses_the_provider_for_its_retry_after(aws, kie):
+    ids = _running_jobs(3)
+    calls: list[float] = []
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"code": 429, "msg": "slow down"})
+        return httpx.Response(200, json=_record("generating"))
+
+    report = poller.run(FakeContext().get_remaining_time_in_millis,
+                        http_client=httpx.AsyncClient(transport=httpx.MockTransport(limited)))
+    assert report.rate_limited >= 1
+    # Requests still in flight when the 429 came back may finish; every later one waits.
+    later = [t for t in calls[1:] if t - calls[0] > 0.5]
+    assert len(calls) - 1 - len(later) <= 2 and later, "requests resumed after Retry-After"
+    store = JobStore()
+    throttled = [store.get(i) for i in ids if store.get(i).phase is not Phase.RUNNING]
+    for job in throttled:  # the throttled job is due again no sooner than Retry-After
+        assert job.phase is Phase.QUEUED
+
+
+def test_the_next_poll_follows_the_providers_eta(aws, kie):
+    from motionrelay.models import ProviderState, ProviderStatus
+    from motionrelay.providers import get_adapter
+    from motionrelay.schedule import next_poll_delay
+
+    caps = get_adapter("kie").capabilities
+    with_eta = next_poll_delay(ProviderStatus(ProviderState.RUNNING, eta_seconds=40), 1, caps,
+                               callback_expected=False)
+    assert 38 <= with_eta <= 48
+    halfway = next_poll_delay(ProviderStatus(ProviderState.RUNNING, progress=50), 1, caps,
+                              callback_expected=False, running_for=30)
+    assert 27 <= halfway <= 33  # as long again as it took to get half way
+    backoff = [next_poll_delay(ProviderStatus(ProviderState.RUNNING), n, caps, callback_expected=False)
+               for n in (1, 2, 3, 8)]
+    assert backoff[0] < backoff[1] < backoff[2] <= backoff[3] <= 132
+    safety_net = next_poll_delay(ProviderStatus(ProviderState.RUNNING), 1, caps, callback_expected=True)
+    assert safety_net >= 200  # a provider that calls back is polled only as a safety net
+
+
+def test_jobs_due_within_the_invocation_are_polled_again(aws, kie, monkeypatch):
+    """A job due again before the next scheduled run is polled in the same invocation."""
+    monkeypatch.setattr("motionrelay.schedule.MIN_DELAY_SECONDS", 1.0)
+    monkeypatch.setattr("motionrelay.schedule.BACKOFF_BASE_SECONDS", 1.0)
+    monkeypatch.setenv("MOTIONRELAY_PUBLIC_URL", "")  # no callbacks expected: a polling job
+    reset_settings()
+    [job_id] = _running_jobs(1)
+    done = _record("success", resultJson='{"resultUrls":["https://cdn.kie.example/r/out.mp4"]}')
+    answers = iter([_record("generating"), _record("generating")])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=next(answers, done))
+
+    started = time.monotonic()
+    report = poller.run(lambda: int((8 - (time.monotonic() - started)) * 1000),
+                        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    assert report.polled == 3 and report.passes == 3
+    assert JobStore().get(job_id).phase is Phase.TRANSFERRING
+    assert time.monotonic() - started < 8 - poller.SAFETY_MARGIN_SECONDS  # stopped before the timeout

@@ -41,6 +41,7 @@ def client(service: str) -> Any:
                 retries={"max_attempts": 4, "mode": "standard"},
                 connect_timeout=3,
                 read_timeout=10,
+                max_pool_connections=32,  # the poller writes from a pool of worker threads
                 signature_version="s3v4" if service == "s3" else None,
             )
             _clients[service] = boto3.session.Session().client(service, config=config)

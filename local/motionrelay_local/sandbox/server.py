@@ -88,7 +88,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         if self._server is not None:
             return self
-        self._server = ThreadingHTTPServer((self.host, self._port), _handler_for(self))
+        self._server = _Server((self.host, self._port), _handler_for(self))
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
         # a short poll interval makes stop() return quickly (shutdown waits for one poll)
@@ -213,6 +213,10 @@ class Sandbox:
             return Response.json({"error": str(exc)}, status=400)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a poller opens tens of connections at once
+
+
 def _handler_for(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         pass
@@ -224,6 +228,9 @@ def _handler_for(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
 class _Handler(BaseHTTPRequestHandler):
     sandbox: Sandbox
     protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK stall
+    # every keep-alive response by ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "motionrelay-sandbox"
     timeout = 60  # idle keep-alive connections are closed eventually
 

@@ -35,6 +35,9 @@ class Capabilities:
     sound_control: bool
     progress: bool
     max_prompt_chars: int = 2500
+    # How long a job usually runs at the provider (the resellers document 60-180 s); the
+    # poller's schedule is built around it when the provider gives no ETA or progress.
+    typical_run_seconds: tuple[float, float] = (60.0, 180.0)
     video_containers: frozenset[str] = field(default_factory=lambda: frozenset({"mp4", "mov"}))
 
 

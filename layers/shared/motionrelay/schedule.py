@@ -1,0 +1,58 @@
+"""When to ask a provider about a job again.
+
+The providers' pages suggest polling every 1-2 s; a job runs 60-180 s, so that would be
+~100 requests per job. Instead the next poll is planned from what the provider says (ETA,
+progress) and, failing that, from the typical run time with backoff; jitter spreads jobs
+that were submitted together. A provider that calls back is polled only as a safety net,
+after the typical run time has passed.
+"""
+
+from __future__ import annotations
+
+import random
+
+from motionrelay.models import ProviderStatus
+from motionrelay.providers.base import Capabilities
+
+MIN_DELAY_SECONDS = 5.0
+MAX_DELAY_SECONDS = 120.0
+SAFETY_NET_MAX_SECONDS = 900.0
+ETA_MARGIN_SECONDS = 3.0
+BACKOFF_BASE_SECONDS = 20.0
+BACKOFF_FACTOR = 1.5
+
+
+def _jitter(seconds: float) -> float:
+    return seconds * random.uniform(0.9, 1.1)
+
+
+def first_poll_delay(caps: Capabilities, *, callback_expected: bool) -> float:
+    """Seconds from submit to the first poll."""
+    shortest, longest = caps.typical_run_seconds
+    if callback_expected:
+        # The callback should arrive first; the poll only catches a lost one.
+        return _jitter(longest + 60)
+    return _jitter(shortest)
+
+
+def next_poll_delay(status: ProviderStatus | None, poll_count: int, caps: Capabilities, *,
+                    callback_expected: bool, running_for: float | None = None) -> float:
+    """Seconds until the next poll of a job that is not finished.
+
+    `status` is what the provider just said (None when the poll itself failed), `poll_count`
+    how many polls were made so far, `running_for` seconds since the provider accepted it."""
+    if callback_expected:
+        return _jitter(min((caps.typical_run_seconds[1] + 60) * 2 ** max(0, poll_count - 1),
+                           SAFETY_NET_MAX_SECONDS))
+    if status is not None and status.eta_seconds is not None and status.eta_seconds > 0:
+        return _jitter(_clamp(status.eta_seconds + ETA_MARGIN_SECONDS))
+    if (status is not None and status.progress and 0 < status.progress < 100
+            and running_for and running_for > 0):
+        # Linear extrapolation: what remains takes as long per percent as what was done.
+        remaining = running_for * (100 - status.progress) / status.progress
+        return _jitter(_clamp(remaining))
+    return _jitter(_clamp(BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, poll_count - 1)))
+
+
+def _clamp(seconds: float) -> float:
+    return max(MIN_DELAY_SECONDS, min(seconds, MAX_DELAY_SECONDS))
