@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from motionrelay.http_api import json_response, register_error_handlers
+from motionrelay.http_api import json_response, register_error_handlers, request_body
 from motionrelay.observability import logger, metrics, tracer
 from motionrelay.webhooks import handle_callback
 
@@ -17,11 +17,8 @@ register_error_handlers(app)
 def callback(provider: str, job_id: str):
     logger.append_keys(job_id=job_id, provider=provider)
     event = app.current_event
-    raw_body = event.decoded_body or ""
-    result = handle_callback(
-        provider, job_id, event.headers, raw_body.encode() if isinstance(raw_body, str) else raw_body,
-        event.query_string_parameters or {},
-    )
+    result = handle_callback(provider, job_id, event.headers, request_body(event),
+                             event.query_string_parameters or {})
     return json_response(200, result)
 
 

@@ -268,6 +268,8 @@ class LocalStack:
             "MOTIONRELAY_BUCKET": self.bucket,
             "MOTIONRELAY_PUBLIC_URL": self._api_url,
             "MOTIONRELAY_LOCAL": "1",
+            # Sandbox jobs take seconds, not the 60-180 s of the real providers.
+            "MOTIONRELAY_POLL_TIME_SCALE": os.environ.get("MOTIONRELAY_POLL_TIME_SCALE", "0.05"),
             "MOTIONRELAY_ROUTING": self.routing,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "MotionRelay",

@@ -23,6 +23,7 @@ _STATUS_PHASES: dict[str, tuple[Phase, ...]] = {}
 for _phase in Phase:
     _STATUS_PHASES.setdefault(_phase.public_status, ())
     _STATUS_PHASES[_phase.public_status] += (_phase,)
+STATUSES = tuple(_STATUS_PHASES)  # the public statuses, in lifecycle order
 
 
 def get_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:
@@ -71,7 +72,8 @@ def list_jobs(principal: Principal, *, status: str | None, limit: str | None, cu
         phases = _STATUS_PHASES[status]
     page_size = DEFAULT_PAGE
     if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        # isdigit() alone also takes digits int() refuses ("²": a 500) or reads (Arabic-Indic).
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_PAGE:
             raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_PAGE}.", field="limit")
         page_size = int(limit)
     start_key = _decode_cursor(cursor, principal) if cursor else None

@@ -126,8 +126,19 @@ def complete(job_id: str, output: dict[str, Any], *, store: JobStore | None = No
     except ConditionFailed:
         return None
     count("JobsSucceeded", job.provider)
+    count("TimeToCompletion", job.provider, value=_seconds_since(job.created_at), unit="Seconds")
     enqueue_notification(job)  # only the write that made the job terminal gets here
     return job
+
+
+def _seconds_since(created_at: str) -> float:
+    from datetime import datetime
+
+    try:
+        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max(0.0, (utc_now() - created).total_seconds())
 
 
 def enqueue_transfer(job_id: str) -> None:

@@ -13,6 +13,7 @@ import random
 
 from motionrelay.models import ProviderStatus
 from motionrelay.providers.base import Capabilities
+from motionrelay.settings import get_settings
 
 MIN_DELAY_SECONDS = 5.0
 MAX_DELAY_SECONDS = 120.0
@@ -23,7 +24,9 @@ BACKOFF_FACTOR = 1.5
 
 
 def _jitter(seconds: float) -> float:
-    return seconds * random.uniform(0.9, 1.1)
+    # MOTIONRELAY_POLL_TIME_SCALE shrinks the whole schedule (the local stack's sandbox jobs
+    # take seconds); 1.0 in AWS.
+    return seconds * random.uniform(0.9, 1.1) * get_settings().poll_time_scale
 
 
 def first_poll_delay(caps: Capabilities, *, callback_expected: bool) -> float:

@@ -43,6 +43,7 @@ class Settings:
     # Client notifications (notify.py); empty = not configured, nothing is enqueued.
     notify_queue_url: str = ""
     poll_concurrency: dict[str, int] = field(default_factory=dict)
+    poll_time_scale: float = 1.0
 
     def poll_limit(self, provider: str) -> int:
         """How many status requests the poller may have in flight to one provider."""
@@ -78,6 +79,7 @@ def get_settings() -> Settings:
         input_url_ttl_seconds=int(_env("MOTIONRELAY_INPUT_URL_TTL_SECONDS", str(12 * 3600))),
         max_output_bytes=int(_env("MOTIONRELAY_MAX_OUTPUT_BYTES", str(2 * 1024**3))),
         poll_concurrency=_poll_concurrency(_env("MOTIONRELAY_POLL_CONCURRENCY")),
+        poll_time_scale=float(_env("MOTIONRELAY_POLL_TIME_SCALE", "1") or 1),
         provider_base_urls={
             p: _env(f"MOTIONRELAY_{p.upper()}_BASE_URL").rstrip("/") for p in PROVIDERS
         },

@@ -161,6 +161,7 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
     return _unplaced(job, store, attempts)
 
 
+@tracer.capture_method(capture_response=False)  # errors are returned, not raised: no stack traces
 def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] | ProviderError:
     """One submit: (task id, callback token, callback expected) or the provider's error."""
     import httpx
@@ -185,7 +186,7 @@ def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] 
         callback_url=callback_url,
     )
     try:
-        task_id = _send_submit(adapter, spec, http_client)
+        task_id = adapter.parse_submit(http_client.send(adapter.build_submit(spec)))
     except ProviderError as exc:
         return exc
     except httpx.TimeoutException as exc:
@@ -194,11 +195,6 @@ def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] 
     except httpx.HTTPError as exc:
         return ProviderError(provider, "provider_unreachable", type(exc).__name__, retryable=True)
     return task_id, token, callback_url is not None
-
-
-@tracer.capture_method(capture_response=False)
-def _send_submit(adapter: Any, spec: SubmitSpec, http_client: Any) -> str:
-    return adapter.parse_submit(http_client.send(adapter.build_submit(spec)))
 
 
 def _attempt(provider: str | None, outcome: str, *, code: str | None = None,

@@ -1,0 +1,143 @@
+"""Routing and failover: retryable submit failures move on to the next provider and put the
+failing one in a shared cooldown; final rejections fail the job; nobody available leaves the
+job queued for the poller, which places it once a provider recovers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from conftest import FakeContext
+from motionrelay import cooldown, poller
+from motionrelay.models import Phase
+from motionrelay.settings import reset_settings
+from motionrelay.store import JobStore
+from test_api import post_job, sample_request
+
+AIMLAPI_URL = "https://api.aimlapi.example"
+
+
+class FakeAimlapi:
+    """AI/ML API's documented create endpoint (providers.md section 2)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.submits = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer aiml-test-key"
+        if request.url.path == "/v2/video/generations" and request.method == "POST":
+            self.submits += 1
+            if self.status != 200:
+                return httpx.Response(self.status, json={"message": "unavailable", "statusCode": self.status})
+            return httpx.Response(200, json={"id": f"gen-{self.submits}", "status": "queued"})
+        generation = request.url.params.get("generation_id")
+        return httpx.Response(200, json={"id": generation, "status": "generating"})
+
+
+@pytest.fixture
+def providers(aws, kie, monkeypatch):
+    """Routing `kie,aimlapi`, both faked on one transport that dispatches by host."""
+    aiml = FakeAimlapi()
+    monkeypatch.setenv("MOTIONRELAY_ROUTING", "kie,aimlapi")
+    monkeypatch.setenv("MOTIONRELAY_AIMLAPI_API_KEY", "aiml-test-key")
+    monkeypatch.setenv("MOTIONRELAY_AIMLAPI_BASE_URL", AIMLAPI_URL)
+    reset_settings()
+
+    def route(request: httpx.Request) -> httpx.Response:
+        return aiml.handle(request) if request.url.host == "api.aimlapi.example" else kie.handler(request)
+
+    def client(timeout: float) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(route))
+
+    monkeypatch.setattr("motionrelay.submission.provider_client", client)
+    return kie, aiml
+
+
+def outcomes(job: dict) -> list[tuple[str | None, str]]:
+    return [(a["provider"], a["outcome"]) for a in job["attempts"]]
+
+
+def test_a_retryable_failure_fails_over_and_cools_the_provider_down(providers):
+    kie, aiml = providers
+    kie.submit_code = 455  # Kie: service unavailable / maintenance
+    status, job = post_job(sample_request())
+    assert status == 202 and job["status"] == "queued"
+    assert job["provider"] == "aimlapi" and job["provider_task_id"] == "gen-1"
+    assert outcomes(job) == [("kie", "retryable_error"), ("aimlapi", "submitted")]
+    assert job["attempts"][0]["code"] == "provider_maintenance"
+    assert cooldown.cooling(cooldown.read(["kie"]), "kie") is not None
+
+    # The next job skips Kie without calling it while the cooldown lasts.
+    calls_before = kie.submits()
+    _, second = post_job(sample_request())
+    assert kie.submits() == calls_before
+    assert outcomes(second) == [("kie", "cooldown"), ("aimlapi", "submitted")]
+
+
+def test_a_final_rejection_fails_the_job_with_the_providers_reason(providers):
+    kie, aiml = providers
+    kie.submit_code = 422  # Kie: validation error
+    _, job = post_job(sample_request())
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "provider_validation_error" and job["error"]["message"] == "nope"
+    assert aiml.submits == 0  # a request the provider judged invalid is not shopped around
+    assert cooldown.read(["kie"]) == {}  # and is not the provider's fault
+
+
+def test_all_providers_down_keeps_the_job_until_one_recovers(providers):
+    kie, aiml = providers
+    kie.submit_code, aiml.status = 500, 503
+    status, job = post_job(sample_request())
+    assert status == 202 and job["status"] == "queued" and job["provider_task_id"] is None
+    assert outcomes(job) == [("kie", "retryable_error"), ("aimlapi", "retryable_error"),
+                             (None, "no_provider_available")]
+    store = JobStore()
+    assert store.get(job["id"]).phase is Phase.PENDING
+
+    # Still down, and cooling down: the poller's retry records it and keeps the job.
+    poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 20)
+    assert store.get(job["id"]).phase is Phase.PENDING
+
+    # AI/ML API recovers and its cooldown has run out: the poller places the job there.
+    aiml.status = 200
+    cooldown.clear("aimlapi")
+    poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 400)
+    placed = store.get(job["id"])
+    assert placed.phase is Phase.QUEUED and placed.provider == "aimlapi"
+    assert placed.attempts[-1]["outcome"] == "submitted"
+    assert sum(1 for a in placed.attempts if a["outcome"] == "no_provider_available") >= 2
+
+
+def test_cooldowns_are_read_by_their_timestamp_not_their_presence(providers):
+    """DynamoDB's TTL deletes lazily: an expired cooldown item must not block a provider."""
+    kie, _ = providers
+    from motionrelay.aws import client
+    from motionrelay.settings import get_settings
+
+    client("dynamodb").put_item(TableName=get_settings().table_name, Item={
+        "pk": {"S": "COOLDOWN#kie"}, "sk": {"S": "COOLDOWN"}, "until": {"N": str(time.time() - 1)},
+        "failures": {"N": "3"}})
+    _, job = post_job(sample_request())
+    assert job["provider"] == "kie" and outcomes(job) == [("kie", "submitted")]
+    assert cooldown.read(["kie"]) == {}  # a success clears the provider's record
+
+
+def test_consecutive_failures_lengthen_the_cooldown(providers):
+    first = cooldown.trip("kie", failures_before=0) - time.time()
+    third = cooldown.trip("kie", failures_before=2) - time.time()
+    assert 25 < first < 35 and 110 < third < 130
+    assert cooldown.read(["kie"])["kie"][1] == 2  # failures counted in the shared item
+    assert cooldown.trip("kie", failures_before=0, retry_after=90) - time.time() > 85
+
+
+def test_routing_refuses_what_no_configured_provider_can_serve(providers):
+    kie, aiml = providers
+    # Neither Kie nor AI/ML API takes a negative prompt: refused before anyone is called.
+    status, body = post_job(sample_request(negative_prompt="blurry"))
+    assert status == 422 and body["error"]["code"] == "provider_cannot_serve"
+    assert kie.submits() == 0 and aiml.submits == 0
+    assert json.dumps(body).count("negative_prompt") >= 1
