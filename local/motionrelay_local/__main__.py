@@ -45,6 +45,7 @@ def dev(port: int) -> int:
         print(
             f"\nmotionrelay local API  {stack.api_url}\n"
             f"dev API key            {stack.dev_api_key}  (tenant 'dev')\n"
+            f"API docs (Swagger UI)  {stack.api_url}/v1/docs  (OpenAPI: /v1/openapi.json)\n"
             f"moto (DynamoDB/S3/SQS) {stack.moto_url}\n"
             f"provider sandbox       {stack.sandbox.base_url('kie') if stack.sandbox else '(off)'}\n"
             f"CLI state              {state_file.name} (the motionrelay command uses this stack)\n\n"

@@ -29,6 +29,8 @@ REQUIRED_ROUTES = {
     ("GET", "/v1/webhook-secret"): "ApiFunction",
     ("POST", "/v1/webhook-secret/rotate"): "ApiFunction",
     ("POST", "/v1/callbacks/{provider}/{job_id}"): "WebhookFunction",
+    ("GET", "/v1/openapi.json"): "ApiFunction",
+    ("GET", "/v1/docs"): "ApiFunction",
 }
 EXPECTED_FUNCTIONS = {
     "ApiFunction": ("functions/api/", "api_handler.lambda_handler"),

@@ -74,8 +74,9 @@ class JobCreate(BaseModel):
                                                         "(and fail over).")
     webhook_url: str | None = Field(None, max_length=MAX_WEBHOOK_URL_CHARS, pattern="^https://",
                                     description="Notified (signed, Standard Webhooks) when the job ends.")
-    metadata: dict[str, Any] | None = Field(None, description=f"Echoed back on the job; at most "
-                                                              f"{MAX_METADATA_BYTES} bytes as JSON.")
+    metadata: dict[str, Any] | None = Field(
+        None, description=f"Echoed back on the job (`{{}}` when omitted); at most {MAX_METADATA_BYTES} "
+                          "bytes as JSON.")
 
 
 class UploadCreate(BaseModel):

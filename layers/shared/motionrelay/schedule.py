@@ -15,10 +15,10 @@ from motionrelay.models import ProviderStatus
 from motionrelay.providers.base import Capabilities
 from motionrelay.settings import get_settings
 
-MIN_DELAY_SECONDS = 5.0
+MIN_DELAY_SECONDS = 10.0  # ETAs run short near the end; polling faster only adds requests
 MAX_DELAY_SECONDS = 120.0
 SAFETY_NET_MAX_SECONDS = 900.0
-ETA_MARGIN_SECONDS = 3.0
+ETA_MARGIN_SECONDS = 5.0
 BACKOFF_BASE_SECONDS = 20.0
 BACKOFF_FACTOR = 1.5
 

@@ -59,7 +59,8 @@ def due_shard(job_id: str) -> str:
 
 def poll_at(job_id: str, at: float) -> dict[str, Any]:
     """The attributes that put a job on the sparse due index, due at `at`."""
-    return {"due_shard": due_shard(job_id), "next_poll_at": int(at)}
+    # Millisecond precision: the local stack scales the schedule down to fractions of a second.
+    return {"due_shard": due_shard(job_id), "next_poll_at": round(at, 3)}
 
 
 def is_job_id(value: str) -> bool:
@@ -191,7 +192,7 @@ class JobStore:
                 "TableName": self.table,
                 "IndexName": DUE_INDEX,
                 "KeyConditionExpression": "due_shard = :shard AND next_poll_at <= :now",
-                "ExpressionAttributeValues": {":shard": {"S": f"due#{shard}"}, ":now": {"N": str(int(now))}},
+                "ExpressionAttributeValues": {":shard": {"S": f"due#{shard}"}, ":now": {"N": f"{now:.3f}"}},
                 "Limit": limit,
             }
             while True:
@@ -211,7 +212,7 @@ class JobStore:
                 TableName=self.table, IndexName=DUE_INDEX, Limit=1, ScanIndexForward=True,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :horizon",
                 ExpressionAttributeValues={":shard": {"S": f"due#{shard}"},
-                                           ":horizon": {"N": str(int(horizon))}},
+                                           ":horizon": {"N": f"{horizon:.3f}"}},
             )
             for item in page.get("Items", []):
                 read += 1
