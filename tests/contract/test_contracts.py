@@ -269,3 +269,16 @@ def test_callbacks_can_be_switched_off(provider: str, sandbox: Sandbox, media, h
     assert _poll_until_final(adapter, http, task_id)[-1].state is ProviderState.SUCCEEDED
     time.sleep(0.2)
     assert handler.received == []
+
+
+def test_submit_details_reach_the_gateway_where_offered(provider: str, sandbox: Sandbox, media,
+                                                        http: httpx.Client) -> None:
+    """Providers that report cost or an ETA only in the submit answer (VibeDream) expose it."""
+    adapter = _adapter(provider, sandbox)
+    details_of = getattr(adapter, "submit_details", None)
+    if details_of is None:
+        pytest.skip(f"{provider} reports nothing extra at submit")
+    response = http.send(adapter.build_submit(_spec(adapter, media)))
+    assert adapter.parse_submit(response)
+    details = details_of(response)
+    assert details is not None and (details.cost or details.eta_seconds)

@@ -88,10 +88,12 @@ def test_standard_quality_is_refused():
         ADAPTER.build_submit(replace(SPEC, quality="std"))
 
 
+SUBMIT_BODY = {"id": PID, "status": "processing", "statusUrl": f"{BASE}/api/v1/predictions/{PID}",
+               "estimatedTime": "60-180s", "costCents": 37, "createdAt": "2025-01-15T12:00:00.000Z"}
+
+
 def test_submit_response_yields_the_prediction_id():
-    body = {"id": PID, "status": "processing", "statusUrl": f"{BASE}/api/v1/predictions/{PID}",
-            "estimatedTime": "60-180s", "costCents": 37, "createdAt": "2025-01-15T12:00:00.000Z"}
-    assert ADAPTER.parse_submit(respond(200, body)) == PID
+    assert ADAPTER.parse_submit(respond(200, SUBMIT_BODY)) == PID
 
 
 @pytest.mark.parametrize("http_status,body,code,retryable", [
@@ -235,3 +237,10 @@ def test_status_errors(http_status, body, code, retryable):
 def test_callbacks_are_always_rejected():
     with pytest.raises(CallbackRejected, match="does not send callbacks"):
         ADAPTER.verify_callback({}, json.dumps(prediction("completed")).encode(), time.time())
+
+
+def test_submit_details_carry_the_documented_cost_and_eta():
+    details = ADAPTER.submit_details(respond(200, SUBMIT_BODY))
+    assert details.cost == {"cents": 37}
+    assert details.eta_seconds == 60.0  # "60-180s": the earliest the result can be there
+    assert ADAPTER.submit_details(respond(500, {"error": "boom"})) is None

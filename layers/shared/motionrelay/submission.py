@@ -153,8 +153,8 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
                 continue
             if provider in state:
                 cooldown.clear(provider)
-            task_id, token, callback_expected = outcome
-            return _placed(job, store, provider, task_id, token, callback_expected, attempts)
+            task_id, token, callback_expected, details = outcome
+            return _placed(job, store, provider, task_id, token, callback_expected, attempts, details)
     finally:
         if own_client:
             http_client.close()
@@ -162,8 +162,9 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
 
 
 @tracer.capture_method(capture_response=False)  # errors are returned, not raised: no stack traces
-def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] | ProviderError:
-    """One submit: (task id, callback token, callback expected) or the provider's error."""
+def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool, Any] | ProviderError:
+    """One submit: (task id, callback token, callback expected, submit details) or the
+    provider's error."""
     import httpx
 
     from motionrelay.storage import presign_get
@@ -186,7 +187,10 @@ def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] 
         callback_url=callback_url,
     )
     try:
-        task_id = adapter.parse_submit(http_client.send(adapter.build_submit(spec)))
+        response = http_client.send(adapter.build_submit(spec))
+        task_id = adapter.parse_submit(response)
+        details_of = getattr(adapter, "submit_details", None)
+        details = details_of(response) if details_of else None
     except ProviderError as exc:
         return exc
     except httpx.TimeoutException as exc:
@@ -194,7 +198,7 @@ def _submit(job: Job, provider: str, http_client: Any) -> tuple[str, str, bool] 
                              retryable=True)
     except httpx.HTTPError as exc:
         return ProviderError(provider, "provider_unreachable", type(exc).__name__, retryable=True)
-    return task_id, token, callback_url is not None
+    return task_id, token, callback_url is not None, details
 
 
 def _attempt(provider: str | None, outcome: str, *, code: str | None = None,
@@ -214,15 +218,23 @@ def iso_ts(epoch: float) -> str:
 
 
 def _placed(job: Job, store: JobStore, provider: str, task_id: str, token: str, callback_expected: bool,
-            attempts: list[dict[str, Any]]) -> Job:
-    from motionrelay.schedule import first_poll_delay
+            attempts: list[dict[str, Any]], details: Any = None) -> Job:
+    from motionrelay.schedule import first_poll_delay, next_poll_delay
 
     now = time.time()
-    delay = first_poll_delay(get_adapter(provider).capabilities, callback_expected=callback_expected)
+    caps = get_adapter(provider).capabilities
+    delay = first_poll_delay(caps, callback_expected=callback_expected)
+    extra: dict[str, Any] = {}
+    if details is not None:
+        if details.cost:
+            extra["cost"] = details.cost
+        if details.eta_seconds and not callback_expected:
+            delay = next_poll_delay(details, 0, caps, callback_expected=False)
     try:
         placed = store.update(
             job.id, from_phases=(Phase.PENDING,),
             set_values={
+                **extra,
                 "phase": Phase.QUEUED.value,
                 "provider": provider,
                 "provider_task_id": task_id,

@@ -97,6 +97,9 @@ class ProviderAdapter(Protocol):
 
     def verify_callback(self, headers: Mapping[str, str], raw_body: bytes, now: float) -> CallbackHint: ...
 
+    # Optional: `submit_details(response) -> ProviderStatus | None` for providers whose submit
+    # answer carries cost or an ETA (VibeDream); the gateway records them when present.
+
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """`Retry-After` as seconds (only the delta-seconds form; HTTP dates are rare here)."""

@@ -19,11 +19,10 @@ Tolerant readings where the docs disagree or are silent (written down as require
 - `outputs` is read as a list of URL strings; `{url}` objects or a bare string are accepted.
 - A failure's `error` text containing moderation wording (the documented example is "flagged
   by content moderation") becomes `provider_moderation`, otherwise `provider_failed`.
-- Cost: `costCents` is documented on the submit response only. The adapter protocol hands
-  back just the id at submit, so the cost is recorded ({"cents": n}) only when a status
-  response carries `costCents` too; `estimatedTime` likewise becomes `eta_seconds` (its
-  lower bound) only when a status response carries it. Getting the submit-time values to
-  the job needs a shared change (see the adapter's report).
+- Cost: `costCents` is documented on the submit response only: `submit_details()` hands it
+  ({"cents": n}) and `estimatedTime` (its lower bound, as `eta_seconds`) to the gateway,
+  which records the cost on the job and plans the first poll from the ETA. A status response
+  that carries them too is read the same way (tolerant).
 - The video cap is the page's 10 MB (stricter than the upstream 100 MB); containers are the
   "Upload" description's MP4/MOV (the generic "Accepted" line also lists WebM, which the
   upload description does not). Durations follow the upstream model: 3-30 s, 10 s when the
@@ -160,6 +159,15 @@ class VibeDreamAdapter:
             "GET", f"{self._base_url}/api/v1/predictions/{quote(task_id, safe='')}",
             headers={"Authorization": f"Bearer {self._api_key}"},
         )
+
+    def submit_details(self, response: httpx.Response) -> ProviderStatus | None:
+        """What the submit answer says besides the id: `costCents` and `estimatedTime` are
+        documented there (and only there), so the job records them from it."""
+        body = _json_body(response)
+        if not response.is_success or not isinstance(body, dict):
+            return None
+        return ProviderStatus(ProviderState.RUNNING, eta_seconds=_eta_seconds(body.get("estimatedTime")),
+                              cost=_cost(body.get("costCents")))
 
     def parse_status(self, response: httpx.Response) -> ProviderStatus:
         body = _json_body(response)
