@@ -28,9 +28,10 @@ def deliver_callback(
     headers: Callable[[], dict[str, str]],
     timeout: float,
     retry_delays: Sequence[float],
-    ok_status: int = 200,
+    accepted: Callable[[int], bool] = lambda status: status == 200,
 ) -> bool:
-    """POST `body` to `url` until it answers `ok_status`; one try plus one per delay.
+    """POST `body` to `url` until `accepted(status)`; one try plus one per delay (Kie counts
+    only 200 as delivered, Novita any 2xx).
 
     `headers` is called per attempt so time-based signatures are fresh on each retry.
     Returns whether the receiver accepted it.
@@ -51,7 +52,7 @@ def deliver_callback(
                 "error": error,
                 "sent_at": time.time(),
             })
-            if status == ok_status:
+            if status is not None and accepted(status):
                 return True
             log.info("callback %s attempt %d -> %s", task_id, attempt, status or error)
             if attempt < attempts and ctx.stopping.wait(retry_delays[attempt - 1]):

@@ -175,19 +175,9 @@ def _is_http_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-class _Any2xx:
-    """deliver_callback's `ok_status`, equal to every 2xx: Novita retries only on "non-2xx".
-
-    `status == ok_status` with an int status falls back to this reflected __eq__.
-    """
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, int) and 200 <= other < 300
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-ANY_2XX: Any = _Any2xx()
+def _any_2xx(status: int) -> bool:
+    """Novita retries a callback only on "non-2xx"."""
+    return 200 <= status < 300
 
 
 class NovitaProvider(Provider):
@@ -346,7 +336,7 @@ class NovitaProvider(Provider):
             headers=json_headers,  # no signature: Novita documents none
             timeout=job.config.get("callback_timeout", CALLBACK_TIMEOUT),
             retry_delays=job.config.get("callback_retry_delays", CALLBACK_RETRY_DELAYS),
-            ok_status=ANY_2XX,
+            accepted=_any_2xx,
         )
 
 
