@@ -50,7 +50,6 @@ def api_schema(stack: LocalStack, session: requests.Session) -> BaseSchema:
     return schemathesis.openapi.from_dict(spec.json())
 
 
-
 @pytest.fixture(scope="module")
 def jobs(api_schema: BaseSchema, stack: LocalStack, session: requests.Session, api: httpx.Client,
          sample_request: dict) -> dict[str, dict]:
@@ -76,7 +75,7 @@ def jobs(api_schema: BaseSchema, stack: LocalStack, session: requests.Session, a
 
 
 def fuzz(operation: APIOperation, mode: GenerationMode, stack: LocalStack, session: requests.Session,
-         **fixed: dict) -> None:
+         **fixed: Any) -> None:
     """MAX_EXAMPLES requests for one operation; the first failing check raises (shrunk by Hypothesis)."""
     # The plain Python API with Hypothesis' own @given: schemathesis' pytest plugin does not run
     # on pytest 9.2 (it reads a Node attribute that pytest 9.2 removed).
