@@ -99,13 +99,13 @@ def test_all_providers_down_keeps_the_job_until_one_recovers(providers):
     assert store.get(job["id"]).phase is Phase.PENDING
 
     # Still down, and cooling down: the poller's retry records it and keeps the job.
-    poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 20)
+    poller.run(FakeContext(3_000).get_remaining_time_in_millis, now=lambda: time.time() + 20)
     assert store.get(job["id"]).phase is Phase.PENDING
 
     # AI/ML API recovers and its cooldown has run out: the poller places the job there.
     aiml.status = 200
     cooldown.clear("aimlapi")
-    poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 400)
+    poller.run(FakeContext(3_000).get_remaining_time_in_millis, now=lambda: time.time() + 400)
     placed = store.get(job["id"])
     assert placed.phase is Phase.QUEUED and placed.provider == "aimlapi"
     assert placed.attempts[-1]["outcome"] == "submitted"

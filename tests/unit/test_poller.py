@@ -154,7 +154,7 @@ def test_a_429_pauses_the_provider_for_its_retry_after(aws, kie):
             return httpx.Response(429, headers={"Retry-After": "1"}, json={"code": 429, "msg": "slow down"})
         return httpx.Response(200, json=_record("generating"))
 
-    report = poller.run(FakeContext().get_remaining_time_in_millis,
+    report = poller.run(FakeContext(4_000).get_remaining_time_in_millis,
                         http_client=httpx.AsyncClient(transport=httpx.MockTransport(limited)))
     assert report.rate_limited >= 1
     # Requests still in flight when the 429 came back may finish; every later one waits.
