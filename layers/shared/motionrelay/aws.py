@@ -44,8 +44,25 @@ def client(service: str) -> Any:
                 max_pool_connections=32,  # the poller writes from a pool of worker threads
                 signature_version="s3v4" if service == "s3" else None,
             )
-            _clients[service] = boto3.session.Session().client(service, config=config)
+            _clients[service] = _session(boto3).client(service, config=config)
         return _clients[service]
+
+
+_loader: Any = None
+
+
+def _session(boto3: Any) -> Any:
+    """A fresh session (credentials and endpoint read now), sharing one botocore data loader:
+    the service models it parses from JSON are then loaded once per process, not per client."""
+    import botocore.session
+
+    global _loader
+    core = botocore.session.get_session()
+    if _loader is None:
+        _loader = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _loader)
+    return boto3.session.Session(botocore_session=core)
 
 
 def reset_clients() -> None:
