@@ -39,6 +39,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/cold_start.py
+	$(PY) bench/poller.py
+	$(PY) bench/requests_per_job.py
 
 samples: $(STAMP)
 	$(PY) samples/make_samples.py
