@@ -174,7 +174,8 @@ class _Poller:
                 await self._poll(item, phase, current)
         except Exception:  # noqa: BLE001 - one bad job must not stop the pass; it stays due
             self.report.errors += 1
-            logger.exception("poll of one job failed", extra={"job_id": job_id})
+            context = {"job_id": job_id, "provider": item.get("provider"), "tenant_id": item.get("tenant_id")}
+            logger.exception("poll of one job failed", extra=context)
 
     def _transfer_check(self, job_id: str, current: float, deadline: float) -> None:
         if current > deadline + TRANSFER_GRACE_SECONDS:
