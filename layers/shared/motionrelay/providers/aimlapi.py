@@ -49,12 +49,15 @@ import httpx
 
 from motionrelay.models import ProviderState, ProviderStatus
 from motionrelay.providers.base import (
+    HTTP_CODE_NAMES,
     CallbackHint,
     CallbackRejected,
     Capabilities,
     ProviderError,
     SubmitSpec,
     http_status_retryable,
+    json_body,
+    mentions,
     retry_after_seconds,
 )
 
@@ -90,19 +93,7 @@ _STATES = {
     "completed": ProviderState.SUCCEEDED,
     "error": ProviderState.FAILED,
 }
-_CODE_NAMES = {
-    400: "provider_validation_error",
-    401: "provider_unauthorized",
-    403: "provider_insufficient_credits",
-    404: "provider_not_found",
-    408: "provider_timeout",
-    422: "provider_validation_error",
-    429: "provider_rate_limited",
-    500: "provider_error",
-    502: "provider_error",
-    503: "provider_unavailable",
-    504: "provider_timeout",
-}
+_CODE_NAMES = {**HTTP_CODE_NAMES, 403: "provider_insufficient_credits"}  # 403 = out of credits here
 # On submit these are account or configuration states another provider does not share.
 _RETRYABLE_SUBMIT = {401, 403, 404}
 _CREDIT_WORDS = ("credit", "balance", "billing", "top up", "payment")
@@ -189,7 +180,7 @@ class AimlapiAdapter:
             return ProviderStatus(state, progress=100, output_url=url, cost=cost)
         if state is ProviderState.FAILED:
             message = _error_text(body.get("error")) or "AI/ML API reported the generation as failed"
-            code = "provider_moderation" if _mentions(message, _MODERATION_WORDS) else "provider_failed"
+            code = "provider_moderation" if mentions(message, _MODERATION_WORDS) else "provider_failed"
             return ProviderStatus(state, error_code=code, error_message=message[:1000], cost=cost)
         return ProviderStatus(state, cost=cost)
 
@@ -200,10 +191,7 @@ class AimlapiAdapter:
     # --- shared -------------------------------------------------------------------------
     def _success_body(self, response: httpx.Response, status_call: bool = False) -> dict[str, Any]:
         """The JSON object of a successful answer; raises a classified ProviderError otherwise."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_body(response)
         body_code = _int(body.get("statusCode")) if isinstance(body, dict) else None
         if response.is_success and not (body_code and body_code >= 400):
             if not isinstance(body, dict):
@@ -221,9 +209,9 @@ class AimlapiAdapter:
     def _code(self, status: int, message: str) -> str:
         if status == 400 and self._model_rejected(message):
             return "provider_model_rejected"
-        if status in (400, 422) and _mentions(message, _MODERATION_WORDS):
+        if status in (400, 422) and mentions(message, _MODERATION_WORDS):
             return "provider_moderation"
-        if status == 403 and not _mentions(message, _CREDIT_WORDS):
+        if status == 403 and not mentions(message, _CREDIT_WORDS):
             return "provider_forbidden"
         if status == 500 and "maintenance" in message.lower():
             return "provider_unavailable"
@@ -267,11 +255,6 @@ def _error_text(error: Any) -> str:
         return ""
     name, message = str(error.get("name") or "").strip(), str(error.get("message") or "").strip()
     return f"{name}: {message}" if name and message else name or message
-
-
-def _mentions(text: str, words: tuple[str, ...]) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in words)
 
 
 def _video_url(video: Any) -> str | None:

@@ -7,9 +7,10 @@ client, so the same adapter serves sync and async code alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from motionrelay.models import ProviderStatus
 
@@ -112,3 +113,78 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 def http_status_retryable(status: int) -> bool:
     return status == 408 or status == 429 or status >= 500
+
+
+# --- parsing helpers shared by the adapters ------------------------------------------------
+
+# What an HTTP status means when a provider documents no error codes of its own.
+HTTP_CODE_NAMES = {
+    400: "provider_validation_error",
+    401: "provider_unauthorized",
+    402: "provider_insufficient_credits",
+    403: "provider_forbidden",
+    404: "provider_not_found",
+    408: "provider_timeout",
+    422: "provider_validation_error",
+    429: "provider_rate_limited",
+    500: "provider_error",
+    502: "provider_error",
+    503: "provider_unavailable",
+    504: "provider_timeout",
+}
+# On submit these are account/configuration states of one provider, not faults of the
+# request: another provider may serve the job, so they fail over (as do 408/429/5xx).
+RETRYABLE_SUBMIT_STATUSES = frozenset({401, 402, 403, 404})
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, or None when it is not JSON (a proxy's HTML page, an empty body)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def mentions(text: str, words: tuple[str, ...]) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in words)
+
+
+def finite_number(value: Any) -> float | None:
+    """A number from a number or a numeric string; booleans, NaN and infinities are not."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def percent(value: Any) -> int | None:
+    number = finite_number(value)
+    return None if number is None else max(0, min(100, round(number)))
+
+
+def seconds(value: Any) -> float | None:
+    number = finite_number(value)
+    return None if number is None else max(0.0, number)
+
+
+def http_status_error(provider: str, response: httpx.Response, message: str, *, status_call: bool,
+                      code_names: Mapping[int, str] = HTTP_CODE_NAMES,
+                      moderation_words: tuple[str, ...] = (),
+                      retryable_submit: frozenset[int] = RETRYABLE_SUBMIT_STATUSES) -> ProviderError:
+    """A ProviderError classified by HTTP status alone (providers without error codes).
+    On a status call only an unknown task (404) is final; on submit, see RETRYABLE_SUBMIT."""
+    status = response.status_code
+    message = message or f"HTTP {status}"
+    code = code_names.get(status, f"provider_code_{status}")
+    if status in (400, 422) and moderation_words and mentions(message, moderation_words):
+        code = "provider_moderation"
+    if status_call:
+        retryable = status != 404
+    else:
+        retryable = status in retryable_submit or http_status_retryable(status)
+    return ProviderError(provider, code, message[:500], retryable=retryable, http_status=status,
+                         retry_after=retry_after_seconds(response))

@@ -40,7 +40,6 @@ Tolerant readings where the docs disagree or are silent (written down as require
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +53,9 @@ from motionrelay.providers.base import (
     Capabilities,
     ProviderError,
     SubmitSpec,
+    finite_number,
+    json_body,
+    percent,
     retry_after_seconds,
 )
 
@@ -179,7 +181,7 @@ class NovitaAdapter:
         return httpx.Request("POST", f"{self._base_url}{SUBMIT_PATH}", headers=self._headers(), json=body)
 
     def parse_submit(self, response: httpx.Response) -> str:
-        body = _json(response)
+        body = json_body(response)
         if not response.is_success:
             raise _error(response, body, status_call=False)
         task_id = _submit_task_id(body)
@@ -196,7 +198,7 @@ class NovitaAdapter:
                              headers=self._headers())
 
     def parse_status(self, response: httpx.Response) -> ProviderStatus:
-        body = _json(response)
+        body = json_body(response)
         if not response.is_success:
             raise _error(response, body, status_call=True)
         task = body.get("task") if isinstance(body, dict) else None
@@ -218,8 +220,8 @@ class NovitaAdapter:
             return ProviderStatus(state, progress=100, output_url=url)
         if state is ProviderState.FAILED:
             return _failure(raw_status, str(task.get("reason") or "").strip())
-        eta = _number(task.get("eta"))
-        return ProviderStatus(state, progress=_progress(task.get("progress_percent")),
+        eta = finite_number(task.get("eta"))
+        return ProviderStatus(state, progress=percent(task.get("progress_percent")),
                               eta_seconds=eta if eta and eta > 0 else None)
 
     # --- callbacks ----------------------------------------------------------------------
@@ -241,13 +243,6 @@ class NovitaAdapter:
 
 
 # ----------------------------------------------------------------------- helpers
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _submit_task_id(body: Any) -> str | None:
@@ -320,18 +315,3 @@ def _video_url(videos: Any) -> str | None:
         if isinstance(url, str) and url.strip():
             return url.strip()
     return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _progress(value: Any) -> int | None:
-    number = _number(value)
-    return None if number is None else max(0, min(100, int(number)))

@@ -48,8 +48,11 @@ from motionrelay.providers.base import (
     Capabilities,
     ProviderError,
     SubmitSpec,
-    http_status_retryable,
-    retry_after_seconds,
+    http_status_error,
+    json_body,
+    mentions,
+    percent,
+    seconds,
 )
 
 NAME = "pixazo"
@@ -82,22 +85,6 @@ _STATES = {
     "COMPLETED": ProviderState.SUCCEEDED,
     "FAILED": ProviderState.FAILED,
 }
-_CODE_NAMES = {
-    400: "provider_validation_error",
-    401: "provider_unauthorized",
-    402: "provider_insufficient_credits",
-    403: "provider_forbidden",
-    404: "provider_not_found",
-    408: "provider_timeout",
-    429: "provider_rate_limited",
-    500: "provider_error",
-    502: "provider_error",
-    503: "provider_unavailable",
-    504: "provider_timeout",
-}
-# On submit these are account/configuration states of this provider, not faults of the
-# request: another provider may serve the job, so they fail over (plus 408/429/5xx).
-_RETRYABLE_SUBMIT = {401, 402, 403, 404}
 _MODERATION_WORDS = ("moderation", "nsfw", "content policy", "inappropriate", "sensitive content", "flagged")
 
 
@@ -142,7 +129,7 @@ class PixazoAdapter:
         return httpx.Request("POST", f"{self._base_url}{SUBMIT_PATH}", headers=self._headers(), json=body)
 
     def parse_submit(self, response: httpx.Response) -> str:
-        body = _json_body(response)
+        body = json_body(response)
         if not response.is_success:
             raise _http_error(response, body, status_call=False)
         request_id = body.get("request_id") if isinstance(body, dict) else None
@@ -158,7 +145,7 @@ class PixazoAdapter:
                              json={"request_id": task_id})
 
     def parse_status(self, response: httpx.Response) -> ProviderStatus:
-        body = _json_body(response)
+        body = json_body(response)
         if not response.is_success:
             raise _http_error(response, body, status_call=True)
         raw_state = body.get("status") if isinstance(body, dict) else None
@@ -177,8 +164,8 @@ class PixazoAdapter:
             message = str(body.get("error_message") or _message(body) or "Pixazo reported FAILED")
             code = "provider_moderation" if _is_moderation(message) else "provider_failed"
             return ProviderStatus(state, error_code=code, error_message=message[:500])
-        return ProviderStatus(state, progress=_progress(body.get("progress_percent")),
-                              eta_seconds=_seconds(body.get("estimated_remaining_seconds")))
+        return ProviderStatus(state, progress=percent(body.get("progress_percent")),
+                              eta_seconds=seconds(body.get("estimated_remaining_seconds")))
 
     # --- callbacks ----------------------------------------------------------------------
     def verify_callback(self, headers: Mapping[str, str], raw_body: bytes, now: float) -> CallbackHint:
@@ -186,13 +173,6 @@ class PixazoAdapter:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:  # not JSON (a proxy's HTML page, an empty body)
-        return None
 
 
 def _message(body: Any) -> str:
@@ -209,39 +189,9 @@ def _message(body: Any) -> str:
 
 
 def _http_error(response: httpx.Response, body: Any, *, status_call: bool) -> ProviderError:
-    status = response.status_code
-    message = _message(body) or f"HTTP {status}"
-    code = _CODE_NAMES.get(status, f"provider_code_{status}")
-    if status == 400 and _is_moderation(message):
-        code = "provider_moderation"
-    if status_call:
-        retryable = status != 404  # an unknown request is final; anything else: poll again
-    else:
-        retryable = status in _RETRYABLE_SUBMIT or http_status_retryable(status)
-    return ProviderError(NAME, code, message[:500], retryable=retryable, http_status=status,
-                         retry_after=retry_after_seconds(response))
+    return http_status_error(NAME, response, _message(body), status_call=status_call,
+                             moderation_words=_MODERATION_WORDS)
 
 
 def _is_moderation(text: str) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in _MODERATION_WORDS)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # NaN is not a number we can use
-
-
-def _progress(value: Any) -> int | None:
-    number = _number(value)
-    return None if number is None else max(0, min(100, int(round(number))))
-
-
-def _seconds(value: Any) -> float | None:
-    number = _number(value)
-    return None if number is None else max(0.0, number)
+    return mentions(text, _MODERATION_WORDS)

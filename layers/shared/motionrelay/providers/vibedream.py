@@ -45,8 +45,9 @@ from motionrelay.providers.base import (
     Capabilities,
     ProviderError,
     SubmitSpec,
-    http_status_retryable,
-    retry_after_seconds,
+    http_status_error,
+    json_body,
+    mentions,
 )
 
 NAME = "vibedream"
@@ -81,23 +82,6 @@ _STATES = {
     "succeeded": ProviderState.SUCCEEDED,
     "canceled": ProviderState.FAILED,
 }
-_CODE_NAMES = {
-    400: "provider_validation_error",
-    401: "provider_unauthorized",
-    402: "provider_insufficient_credits",
-    403: "provider_forbidden",
-    404: "provider_not_found",
-    408: "provider_timeout",
-    422: "provider_validation_error",
-    429: "provider_rate_limited",
-    500: "provider_error",
-    502: "provider_error",
-    503: "provider_unavailable",
-    504: "provider_timeout",
-}
-# On submit these are account/configuration states of this provider, not faults of the
-# request: another provider may serve the job, so they fail over (plus 408/429/5xx).
-_RETRYABLE_SUBMIT = {401, 402, 403, 404}
 _MODERATION_WORDS = ("moderation", "nsfw", "content policy", "inappropriate", "sensitive content", "flagged")
 # "60-180s", "90s", "2-3 min": the first number and the unit
 _ETA = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*\d+(?:\.\d+)?)?\s*(s|secs?|seconds|m|mins?|minutes)?\s*$",
@@ -143,7 +127,7 @@ class VibeDreamAdapter:
         )
 
     def parse_submit(self, response: httpx.Response) -> str:
-        body = _json_body(response)
+        body = json_body(response)
         if not response.is_success:
             raise _http_error(response, body, status_call=False)
         prediction_id = body.get("id") if isinstance(body, dict) else None
@@ -163,14 +147,14 @@ class VibeDreamAdapter:
     def submit_details(self, response: httpx.Response) -> ProviderStatus | None:
         """What the submit answer says besides the id: `costCents` and `estimatedTime` are
         documented there (and only there), so the job records them from it."""
-        body = _json_body(response)
+        body = json_body(response)
         if not response.is_success or not isinstance(body, dict):
             return None
         return ProviderStatus(ProviderState.RUNNING, eta_seconds=_eta_seconds(body.get("estimatedTime")),
                               cost=_cost(body.get("costCents")))
 
     def parse_status(self, response: httpx.Response) -> ProviderStatus:
-        body = _json_body(response)
+        body = json_body(response)
         if not response.is_success:
             raise _http_error(response, body, status_call=True)
         raw_state = body.get("status") if isinstance(body, dict) else None
@@ -200,13 +184,6 @@ class VibeDreamAdapter:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:  # not JSON (a proxy's HTML page, an empty body)
-        return None
-
-
 def _message(body: Any) -> str:
     """The error text of an undocumented body: `error` (string or `{message}`), `message`, `detail`."""
     if not isinstance(body, dict):
@@ -221,22 +198,12 @@ def _message(body: Any) -> str:
 
 
 def _http_error(response: httpx.Response, body: Any, *, status_call: bool) -> ProviderError:
-    status = response.status_code
-    message = _message(body) or f"HTTP {status}"
-    code = _CODE_NAMES.get(status, f"provider_code_{status}")
-    if status in (400, 422) and _is_moderation(message):
-        code = "provider_moderation"
-    if status_call:
-        retryable = status != 404  # an unknown prediction is final; anything else: poll again
-    else:
-        retryable = status in _RETRYABLE_SUBMIT or http_status_retryable(status)
-    return ProviderError(NAME, code, message[:500], retryable=retryable, http_status=status,
-                         retry_after=retry_after_seconds(response))
+    return http_status_error(NAME, response, _message(body), status_call=status_call,
+                             moderation_words=_MODERATION_WORDS)
 
 
 def _is_moderation(text: str) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in _MODERATION_WORDS)
+    return mentions(text, _MODERATION_WORDS)
 
 
 def _output_urls(outputs: Any) -> list[str]:
