@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 
 from motionrelay.models import ProviderState, ProviderStatus
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
+from motionrelay_local.loopback import QuietFiles, Receiver, loopback_url, serve
 from motionrelay_local.sandbox import PROVIDER_CLASSES, Sandbox
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -50,37 +50,6 @@ def _key(provider: str) -> str:
 # --------------------------------------------------------------------------- servers
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    """Records callback POSTs and answers 200."""
-
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _serve(handler: Callable[..., BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
-def _url(srv: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/{path}"
-
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPServer]:
@@ -88,7 +57,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPSer
     root = tmp_path_factory.mktemp("contract-media")
     for name in ("character.png", "motion.mp4"):
         shutil.copy(SAMPLES / name, root / name)
-    srv = _serve(partial(_QuietFiles, directory=str(root)))
+    srv = serve(partial(QuietFiles, directory=str(root)))
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -102,9 +71,9 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[ThreadingHTTPServer, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"received": []})
-    srv = _serve(handler)
+def receiver() -> Iterator[tuple[ThreadingHTTPServer, type[Receiver]]]:
+    handler = type("Receiver", (Receiver,), {"received": []})
+    srv = serve(handler)
     yield srv, handler
     srv.shutdown()
     srv.server_close()
@@ -137,8 +106,8 @@ def _adapter(provider: str, sandbox: Sandbox) -> Any:
 def _spec(adapter: Any, media: ThreadingHTTPServer, callback_url: str | None = None) -> SubmitSpec:
     caps = adapter.capabilities
     return SubmitSpec(
-        image_url=_url(media, "character.png"),
-        video_url=_url(media, "motion.mp4"),
+        image_url=loopback_url(media, "character.png"),
+        video_url=loopback_url(media, "motion.mp4"),
         character_orientation="image",
         quality="pro" if "pro" in caps.qualities else sorted(caps.qualities)[0],
         prompt="The character dances." if caps.prompt else None,
@@ -236,7 +205,7 @@ def test_callbacks_verify_or_are_refused(provider: str, sandbox: Sandbox, media,
                                          receiver) -> None:
     srv, handler = receiver
     adapter = _adapter(provider, sandbox)
-    spec = _spec(adapter, media, callback_url=_url(srv, "cb?token=t0k3n"))
+    spec = _spec(adapter, media, callback_url=loopback_url(srv, "cb?token=t0k3n"))
     task_id = _submit(adapter, http, spec)
     _poll_until_final(adapter, http, task_id)
     if not adapter.capabilities.callbacks:
@@ -264,7 +233,7 @@ def test_callbacks_can_be_switched_off(provider: str, sandbox: Sandbox, media, h
     srv, handler = receiver
     sandbox.configure(provider, callbacks=False)
     adapter = _adapter(provider, sandbox)
-    task_id = _submit(adapter, http, _spec(adapter, media, callback_url=_url(srv, "cb")))
+    task_id = _submit(adapter, http, _spec(adapter, media, callback_url=loopback_url(srv, "cb")))
     # Polling alone completes the job: that is what the poller relies on.
     assert _poll_until_final(adapter, http, task_id)[-1].state is ProviderState.SUCCEEDED
     time.sleep(0.2)

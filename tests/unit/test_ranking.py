@@ -141,14 +141,14 @@ def test_a_named_provider_outside_the_routing_is_refused(aws, providers):
 
 def test_nobody_can_serve_lists_every_reason(aws, providers):
     from motionrelay.errors import ProviderCannotServe
-    from motionrelay.validation import choose_provider, rank_providers
+    from motionrelay.validation import rank_providers
 
     with pytest.raises(ProviderCannotServe) as info:
         rank_providers(request(quality="std", negative_prompt="n"), ("novita", "kie", "vibedream"))
     assert info.value.field == "quality"
     for name in ("novita", "kie", "vibedream"):
         assert name in info.value.message
-    assert choose_provider(request(), ("pixazo", "kie")) == "kie"  # pixazo: std only
+    assert rank_providers(request(), ("pixazo", "kie"))[0][0] == "kie"  # pixazo: std only
 
 
 def test_staging_limits_are_the_largest_caps_of_the_candidates(aws, providers):

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import re
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import av
 import httpx
 import pytest
 
+from motionrelay_local.loopback import QuietFiles, loopback_url, serve, wait_until
 from motionrelay_local.sandbox import Sandbox
 
 KEY = "sandbox-aimlapi-key"
@@ -41,31 +41,6 @@ ERROR_KEYS = {"message", "path", "requestId", "statusCode", "timestamp"}
 # --------------------------------------------------------------------------- helpers
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _serve(handler: Callable[..., Any]) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
-def _url(srv: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/{path}"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met before the deadline")
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -77,7 +52,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPSer
     for name in ("character.png", "motion.mp4"):
         shutil.copy(SAMPLES / name, root / name)
     (root / "garbage.mp4").write_bytes(b"definitely not an mp4 " * 100)
-    srv = _serve(partial(_QuietFiles, directory=str(root)))
+    srv = serve(partial(QuietFiles, directory=str(root)))
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -112,8 +87,8 @@ def auth(key: str = KEY) -> dict[str, str]:
 def gen_body(media: ThreadingHTTPServer, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": MODEL,
-        "image_url": _url(media, "character.png"),
-        "video_url": _url(media, "motion.mp4"),
+        "image_url": loopback_url(media, "character.png"),
+        "video_url": loopback_url(media, "motion.mp4"),
         "prompt": "At 00:03, a brightly colored parrot flies in from the left",
         "character_orientation": "image",
         "keep_audio": True,
@@ -239,8 +214,8 @@ def test_optional_fields_may_be_left_out(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, model: str
 ) -> None:
     sandbox.configure("aimlapi", fail_task="skip render")
-    gen_id = create(client, sandbox, {"model": model, "image_url": _url(media, "character.png"),
-                                      "video_url": _url(media, "motion.mp4")})
+    gen_id = create(client, sandbox, {"model": model, "image_url": loopback_url(media, "character.png"),
+                                      "video_url": loopback_url(media, "motion.mp4")})
     assert sandbox.tasks[gen_id].extra["mode"] == ("std" if model == MODEL else "pro")
 
 
@@ -382,7 +357,8 @@ def test_fail_task_knob(sandbox: Sandbox, client: httpx.Client, media: Threading
 def test_unusable_inputs_fail_the_generation(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, field: str, path: str, needle: str
 ) -> None:
-    data = poll_final(client, sandbox, create(client, sandbox, gen_body(media, **{field: _url(media, path)})))
+    body = gen_body(media, **{field: loopback_url(media, path)})
+    data = poll_final(client, sandbox, create(client, sandbox, body))
     assert data["status"] == "error" and data["error"]["name"] == "InvalidInputError"
     assert field in data["error"]["message"] and needle in data["error"]["message"]
 

@@ -12,11 +12,10 @@ import hmac
 import json
 import re
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import av
 import httpx
 import pytest
 
+from motionrelay_local.loopback import QuietFiles, Receiver, loopback_url, serve, wait_until
 from motionrelay_local.sandbox import Sandbox
 
 KEY = "sandbox-kie-key"
@@ -40,49 +40,6 @@ DEFAULT_KNOBS: dict[str, Any] = {
 # --------------------------------------------------------------------------- helpers
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    """Records callback POSTs; answers with the next status in `statuses` (then 200)."""
-
-    received: list[dict[str, Any]]
-    statuses: list[int]
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        status = self.statuses.pop(0) if self.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _serve(handler: Callable[..., BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
-def _url(srv: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/{path}"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met before the deadline")
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -94,7 +51,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPSer
     for name in ("character.png", "motion.mp4"):
         shutil.copy(SAMPLES / name, root / name)
     (root / "garbage.mp4").write_bytes(b"definitely not an mp4 " * 100)
-    srv = _serve(partial(_QuietFiles, directory=str(root)))
+    srv = serve(partial(QuietFiles, directory=str(root)))
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -113,9 +70,9 @@ def _reset_knobs(sandbox: Sandbox) -> None:
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[ThreadingHTTPServer, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"received": [], "statuses": []})
-    srv = _serve(handler)
+def receiver() -> Iterator[tuple[ThreadingHTTPServer, type[Receiver]]]:
+    handler = type("Receiver", (Receiver,), {"received": [], "statuses": []})
+    srv = serve(handler)
     yield srv, handler
     srv.shutdown()
     srv.server_close()
@@ -140,8 +97,8 @@ def task_body(media: ThreadingHTTPServer, **overrides: Any) -> dict[str, Any]:
         "model": MODEL,
         "input": {
             "prompt": "a cheerful character dancing",
-            "input_urls": [_url(media, "character.png")],
-            "video_urls": [_url(media, "motion.mp4")],
+            "input_urls": [loopback_url(media, "character.png")],
+            "video_urls": [loopback_url(media, "motion.mp4")],
             "character_orientation": "image",
             "mode": "720p",
         },
@@ -393,7 +350,7 @@ def test_fail_task_knob(sandbox: Sandbox, client: httpx.Client, media: Threading
 def test_unusable_inputs_fail_the_task(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, field: str, path: str, needle: str
 ) -> None:
-    task_id = create(client, sandbox, task_body(media, input={field: [_url(media, path)]}))
+    task_id = create(client, sandbox, task_body(media, input={field: [loopback_url(media, path)]}))
     data = poll_final(client, sandbox, task_id)
     assert data["state"] == "fail"
     assert f"{field}[0]" in data["failMsg"] and needle in data["failMsg"]
@@ -433,7 +390,7 @@ def test_signed_callback_on_success(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, receiver: Any
 ) -> None:
     srv, handler = receiver
-    task_id = create(client, sandbox, task_body(media, callBackUrl=_url(srv, "hooks/kie?x=1")))
+    task_id = create(client, sandbox, task_body(media, callBackUrl=loopback_url(srv, "hooks/kie?x=1")))
     sandbox.wait_task(task_id, timeout=15)
     assert len(handler.received) == 1
     got = handler.received[0]
@@ -463,7 +420,7 @@ def test_callback_on_failure_and_retry(
     sandbox.configure(
         "kie", fail_task="generation failed (simulated)", callback_retry_delays=[0.05, 0.05, 0.05]
     )
-    task_id = create(client, sandbox, task_body(media, callBackUrl=_url(srv, "cb")))
+    task_id = create(client, sandbox, task_body(media, callBackUrl=loopback_url(srv, "cb")))
     sandbox.wait_task(task_id, timeout=15)
     assert len(handler.received) == 2
     for got in handler.received:
@@ -478,8 +435,8 @@ def test_callback_gives_up_after_three_retries(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer
 ) -> None:
     sandbox.configure("kie", fail_task="x", callback_retry_delays=[0.01, 0.01, 0.01])
-    dead = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    url = _url(dead, "cb")
+    dead = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    url = loopback_url(dead, "cb")
     dead.server_close()  # nothing listens there any more
     task_id = create(client, sandbox, task_body(media, callBackUrl=url))
     sandbox.wait_task(task_id, timeout=15)
@@ -493,7 +450,7 @@ def test_no_callback_when_knob_off(
 ) -> None:
     srv, handler = receiver
     sandbox.configure("kie", callbacks=False, fail_task="x")
-    task_id = create(client, sandbox, task_body(media, callBackUrl=_url(srv, "cb")))
+    task_id = create(client, sandbox, task_body(media, callBackUrl=loopback_url(srv, "cb")))
     assert sandbox.wait_task(task_id, timeout=15).state == "fail"
     assert handler.received == []
     assert not [c for c in sandbox.callbacks if c["task_id"] == task_id]
@@ -508,7 +465,7 @@ def test_unsigned_callback_without_hmac_key(
         assert defaults["callback_timeout"] == 15.0 and defaults["callback_retry_delays"] == [0.5, 1.0, 2.0]
         assert defaults["callbacks"] is True and defaults["fail_submit"] is None
         sb.configure("kie", state_seconds=0.02, fail_task="x")
-        task_id = create(client, sb, task_body(media, callBackUrl=_url(srv, "cb")))
+        task_id = create(client, sb, task_body(media, callBackUrl=loopback_url(srv, "cb")))
         sb.wait_task(task_id, timeout=15)
     assert len(handler.received) == 1
     headers = {k.lower() for k in handler.received[0]["headers"]}

@@ -10,12 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import av
 import httpx
 import pytest
 
+from motionrelay_local.loopback import QuietFiles, Receiver, loopback_url, serve, wait_until
 from motionrelay_local.sandbox import Sandbox
 from motionrelay_local.sandbox.novita import ValidationError, check_inputs, decode_image
 from motionrelay_local.sandbox.render import ImageProbe, VideoProbe
@@ -43,49 +42,6 @@ DEFAULT_KNOBS: dict[str, Any] = {
 # --------------------------------------------------------------------------- helpers
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    """Records webhook POSTs; answers with the next status in `statuses` (then 200)."""
-
-    received: list[dict[str, Any]]
-    statuses: list[int]
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        status = self.statuses.pop(0) if self.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _serve(handler: Callable[..., BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
-def _url(srv: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/{path}"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met before the deadline")
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -97,7 +53,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPSer
     for name in ("character.png", "motion.mp4"):
         shutil.copy(SAMPLES / name, root / name)
     (root / "garbage.mp4").write_bytes(b"definitely not an mp4 " * 100)
-    srv = _serve(partial(_QuietFiles, directory=str(root)))
+    srv = serve(partial(QuietFiles, directory=str(root)))
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -116,9 +72,9 @@ def _reset_knobs(sandbox: Sandbox) -> None:
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[ThreadingHTTPServer, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"received": [], "statuses": []})
-    srv = _serve(handler)
+def receiver() -> Iterator[tuple[ThreadingHTTPServer, type[Receiver]]]:
+    handler = type("Receiver", (Receiver,), {"received": [], "statuses": []})
+    srv = serve(handler)
     yield srv, handler
     srv.shutdown()
     srv.server_close()
@@ -140,8 +96,8 @@ def auth(key: str = KEY) -> dict[str, str]:
 
 def task_body(media: ThreadingHTTPServer, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "image": _url(media, "character.png"),
-        "video": _url(media, "motion.mp4"),
+        "image": loopback_url(media, "character.png"),
+        "video": loopback_url(media, "motion.mp4"),
         "prompt": "a cheerful character dancing",
         "negative_prompt": "blurry, distorted",
         "keep_original_sound": True,
@@ -429,7 +385,7 @@ def test_fail_task_knob(sandbox: Sandbox, client: httpx.Client, media: Threading
 )
 def test_unusable_inputs_fail_the_task(sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer,
                                        field: str, path: str, needle: str) -> None:
-    task_id = submit(client, sandbox, task_body(media, **{field: _url(media, path)}))
+    task_id = submit(client, sandbox, task_body(media, **{field: loopback_url(media, path)}))
     result = poll_final(client, sandbox, task_id)
     assert result["task"]["status"] == "TASK_STATUS_FAILED"
     assert result["task"]["reason"].startswith(field) and needle in result["task"]["reason"]
@@ -461,7 +417,7 @@ def test_webhook_on_success_is_an_unsigned_async_task_result(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, receiver: Any
 ) -> None:
     srv, handler = receiver
-    hook = _url(srv, "hooks/novita?token=abc")
+    hook = loopback_url(srv, "hooks/novita?token=abc")
     task_id = submit(client, sandbox, task_body(media, extra={"webhook": {"url": hook}}))
     sandbox.wait_task(task_id, timeout=15)
     assert len(handler.received) == 1
@@ -485,7 +441,7 @@ def test_webhook_retries_until_any_2xx(
     srv, handler = receiver
     handler.statuses.extend([500, 404, 204])
     sandbox.configure("novita", fail_task="generation failed (simulated)", callback_retry_delays=[0.02] * 5)
-    task_id = submit(client, sandbox, task_body(media, extra={"webhook": {"url": _url(srv, "cb")}}))
+    task_id = submit(client, sandbox, task_body(media, extra={"webhook": {"url": loopback_url(srv, "cb")}}))
     sandbox.wait_task(task_id, timeout=15)
     assert len(handler.received) == 3  # 204 is a success: no fourth attempt
     for got in handler.received:
@@ -498,8 +454,8 @@ def test_webhook_retries_until_any_2xx(
 def test_webhook_gives_up_after_five_retries(sandbox: Sandbox, client: httpx.Client,
                                              media: ThreadingHTTPServer) -> None:
     sandbox.configure("novita", fail_task="x", callback_retry_delays=[0.01] * 5)
-    dead = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    url = _url(dead, "cb")
+    dead = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    url = loopback_url(dead, "cb")
     dead.server_close()  # nothing listens there any more
     task_id = submit(client, sandbox, task_body(media, extra={"webhook": {"url": url}}))
     sandbox.wait_task(task_id, timeout=15)
@@ -511,7 +467,7 @@ def test_no_webhook_when_knob_off(sandbox: Sandbox, client: httpx.Client, media:
                                   receiver: Any) -> None:
     srv, handler = receiver
     sandbox.configure("novita", callbacks=False, fail_task="x")
-    task_id = submit(client, sandbox, task_body(media, extra={"webhook": {"url": _url(srv, "cb")}}))
+    task_id = submit(client, sandbox, task_body(media, extra={"webhook": {"url": loopback_url(srv, "cb")}}))
     assert sandbox.wait_task(task_id, timeout=15).state == "TASK_STATUS_FAILED"
     assert handler.received == []
     assert not [c for c in sandbox.callbacks if c["task_id"] == task_id]

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import av
 import httpx
 import pytest
 
+from motionrelay_local.loopback import QuietFiles, loopback_url, serve, wait_until
 from motionrelay_local.sandbox import Sandbox
 
 KEY = "sandbox-pixazo-key"
@@ -44,31 +43,6 @@ DOCUMENTED_ERRORS = {
 }
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _serve(handler: Callable[..., Any]) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
-def _url(srv: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/{path}"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met before the deadline")
-
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -78,7 +52,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPSer
     root = tmp_path_factory.mktemp("media")
     for name in ("character.png", "motion.mp4"):
         shutil.copy(SAMPLES / name, root / name)
-    srv = _serve(partial(_QuietFiles, directory=str(root)))
+    srv = serve(partial(QuietFiles, directory=str(root)))
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -115,8 +89,8 @@ def headers(key: str | None = KEY) -> dict[str, str]:
 
 def submit_body(media: ThreadingHTTPServer, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "image_url": _url(media, "character.png"),
-        "video_url": _url(media, "motion.mp4"),
+        "image_url": loopback_url(media, "character.png"),
+        "video_url": loopback_url(media, "motion.mp4"),
         "character_orientation": "video",
         "keep_original_sound": True,
     }
@@ -333,7 +307,7 @@ def test_fail_task_knob(sandbox: Sandbox, client: httpx.Client, media: Threading
 def test_unusable_inputs_fail_the_request(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, field: str, path: str, needle: str
 ) -> None:
-    request_id = submit(client, sandbox, submit_body(media, **{field: _url(media, path)}))
+    request_id = submit(client, sandbox, submit_body(media, **{field: loopback_url(media, path)}))
     data = poll_final(client, sandbox, request_id)
     assert data["status"] == "FAILED"
     assert field in data["error_message"] and needle in data["error_message"]

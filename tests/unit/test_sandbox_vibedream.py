@@ -7,13 +7,11 @@ generate then poll the prediction), and the assertions are what it says a client
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import av
 import httpx
 import pytest
 
+from motionrelay_local.loopback import QuietFiles, loopback_url, serve, wait_until
 from motionrelay_local.sandbox import Sandbox
 
 KEY = "sandbox-vibedream-key"
@@ -34,31 +33,6 @@ DEFAULT_KNOBS: dict[str, Any] = {
 }
 PREDICTION_KEYS = {"id", "modelId", "modelName", "status", "outputs", "error", "createdAt", "completedAt"}
 
-
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _serve(handler: Callable[..., Any]) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return srv
-
-
-def _url(srv: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}/{path}"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met before the deadline")
 
 
 def _iso(value: str) -> datetime:
@@ -76,7 +50,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadingHTTPSer
     for name in ("character.png", "motion.mp4"):
         shutil.copy(SAMPLES / name, root / name)
     (root / "big.mp4").write_bytes(b"\0" * (11 * 1024 * 1024))
-    srv = _serve(partial(_QuietFiles, directory=str(root)))
+    srv = serve(partial(QuietFiles, directory=str(root)))
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -110,8 +84,8 @@ def auth(key: str = KEY) -> dict[str, str]:
 
 def generate_body(media: ThreadingHTTPServer, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "image": _url(media, "character.png"),
-        "video": _url(media, "motion.mp4"),
+        "image": loopback_url(media, "character.png"),
+        "video": loopback_url(media, "motion.mp4"),
         "character_orientation": "image",
         "prompt": "A cheerful character dancing",
         "negative_prompt": "blurry, distorted, low quality",
@@ -223,7 +197,7 @@ def test_malformed_requests(sandbox: Sandbox, client: httpx.Client, media: Threa
 
 def test_optional_fields_default(sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer) -> None:
     sandbox.configure("vibedream", fail_task="skip render")
-    body = {"image": _url(media, "character.png"), "video": _url(media, "motion.mp4")}
+    body = {"image": loopback_url(media, "character.png"), "video": loopback_url(media, "motion.mp4")}
     job = sandbox.tasks[generate(client, sandbox, body)["id"]]
     # the schema marks character_orientation required but documents the default "image"
     assert job.request["character_orientation"] == "image" and job.request["keep_original_sound"] is True
@@ -322,7 +296,8 @@ def test_fail_task_knob(sandbox: Sandbox, client: httpx.Client, media: Threading
 def test_unusable_inputs_fail_the_prediction(
     sandbox: Sandbox, client: httpx.Client, media: ThreadingHTTPServer, field: str, path: str, needle: str
 ) -> None:
-    prediction_id = generate(client, sandbox, generate_body(media, **{field: _url(media, path)}))["id"]
+    body = generate_body(media, **{field: loopback_url(media, path)})
+    prediction_id = generate(client, sandbox, body)["id"]
     data = poll_final(client, sandbox, prediction_id)
     assert data["status"] == "failed"
     assert data["error"].startswith(f"{field}:") and needle in data["error"]

@@ -210,12 +210,6 @@ def _media_unmet(request: JobRequest, provider: str, caps: Capabilities,
     return None
 
 
-def unmet_capability(request: JobRequest, provider: str) -> str | None:
-    """Why `provider` cannot serve `request` (before any input is fetched), or None."""
-    unmet = _request_unmet(request, provider, _capabilities(provider))
-    return unmet[1] if unmet else None
-
-
 def _skipped(provider: str, reason: str) -> dict[str, Any]:
     from motionrelay.models import iso, utc_now
 
@@ -262,11 +256,6 @@ def rank_providers(request: JobRequest, routing: tuple[str, ...] | list[str],
                                   "Change the request accordingly.",
                                   field=first_unmet[0] if first_unmet else None)
     return candidates, skipped
-
-
-def choose_provider(request: JobRequest, routing: tuple[str, ...]) -> str:
-    """The first provider that can serve the request as written (see rank_providers)."""
-    return rank_providers(request, routing)[0][0]
 
 
 def staging_limit(kind: str, candidates: list[str]) -> int:
