@@ -87,6 +87,7 @@ def seed(jobs: int) -> None:
             "tenant_id": {"S": "bench"}, "phase": {"S": "running"}, "provider": {"S": "kie"},
             "provider_task_id": {"S": f"task_bench_{i:06d}"}, "deadline_at": {"N": str(int(now) + 3600)},
             "poll_count": {"N": "0"}, "submitted_at": {"N": str(int(now) - 30)},
+            "callback_expected": {"BOOL": True},  # Kie calls back: one poll each, as a safety net
             "created_at": {"S": "2026-11-21T00:00:00.000Z"}, "updated_at": {"S": "2026-11-21T00:00:00.000Z"},
             "request": {"M": {}},
             **{k: ({"S": v} if isinstance(v, str) else {"N": str(v)})

@@ -189,9 +189,9 @@ def test_jobs_due_within_the_invocation_are_polled_again(aws, kie, monkeypatch):
     """A job due again before the next scheduled run is polled in the same invocation."""
     monkeypatch.setattr("motionrelay.schedule.MIN_DELAY_SECONDS", 1.0)
     monkeypatch.setattr("motionrelay.schedule.BACKOFF_BASE_SECONDS", 1.0)
-    monkeypatch.setenv("MOTIONRELAY_PUBLIC_URL", "")  # no callbacks expected: a polling job
-    reset_settings()
     [job_id] = _running_jobs(1)
+    # A job placed without a callback URL: polled on the provider's schedule, not as a safety net.
+    JobStore().update(job_id, from_phases=(Phase.QUEUED,), set_values={"callback_expected": False})
     done = _record("success", resultJson='{"resultUrls":["https://cdn.kie.example/r/out.mp4"]}')
     answers = iter([_record("generating"), _record("generating")])
 
@@ -204,3 +204,15 @@ def test_jobs_due_within_the_invocation_are_polled_again(aws, kie, monkeypatch):
     assert report.polled == 3 and report.passes == 3
     assert JobStore().get(job_id).phase is Phase.TRANSFERRING
     assert time.monotonic() - started < 8 - poller.SAFETY_MARGIN_SECONDS  # stopped before the timeout
+
+
+def test_a_job_submitted_with_a_callback_is_polled_only_as_a_safety_net(aws, kie, monkeypatch):
+    """With PublicUrl empty the API's own domain is called back: the job, not the settings,
+    says whether a callback is coming."""
+    monkeypatch.setenv("MOTIONRELAY_PUBLIC_URL", "")
+    reset_settings()
+    [job_id] = _running_jobs(1)
+    assert JobStore().get(job_id).callback_base  # the submit carried a callback URL
+    kie.state = "generating"
+    poller.run(FakeContext(3_000).get_remaining_time_in_millis)
+    assert list(JobStore().due_jobs(time.time() + 200)) == []  # next poll after the typical run

@@ -201,7 +201,9 @@ class _Poller:
 
         job_id, provider = item["id"], item["provider"]
         adapter = get_adapter(provider)
-        callback_expected = adapter.capabilities.callbacks and bool(self.settings.public_url)
+        # Whether this job's submit carried a callback URL (recorded at placement), not a guess
+        # from settings: with PublicUrl empty the API's own domain is still called back.
+        callback_expected = bool(item.get("callback_expected"))
         poll_count = int(item.get("poll_count", 0)) + 1
         gate = self._gate(provider)
         running_for = current - float(item["submitted_at"]) if item.get("submitted_at") else None

@@ -33,7 +33,7 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time to look and redriv
 # Attributes the poller needs, projected into the due index so a poll reads no base item.
 DUE_PROJECTION = [
     "id", "phase", "provider", "provider_task_id", "deadline_at", "poll_count", "tenant_id",
-    "submitted_at", "progress",
+    "submitted_at", "progress", "callback_expected",
 ]
 
 JOBS_TABLE: dict[str, Any] = {

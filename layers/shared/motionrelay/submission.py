@@ -240,6 +240,7 @@ def _placed(job: Job, store: JobStore, provider: str, task_id: str, token: str, 
                 "provider_task_id": task_id,
                 "callback_token_hash": callback_token_hash(token),
                 "submitted_at": int(now),
+                "callback_expected": callback_expected,  # the poller's schedule depends on it
                 "poll_count": 0,
                 **poll_at(job.id, now + delay),
             },
