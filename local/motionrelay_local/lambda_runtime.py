@@ -1,9 +1,15 @@
-"""A minimal in-process Lambda runtime: load a handler by file path, invoke it with a context.
+"""The local Lambda runtime: every function runs in execution environments of its own.
 
-Each function's module is loaded from its folder under a unique module name, with the
-folder put on `sys.path` as Lambda does with `/var/task`, so the real, unmodified handler
-runs. One lock per function serialises its invocations: an execution environment serves
-one event at a time, and the Powertools resolvers keep the current event on module state.
+An execution environment is a fresh interpreter (`worker.py`) started with exactly the
+function's environment from `template.yaml`, which imports the function's handler once (the
+cold start) and then serves one invocation at a time, like a warm Lambda. A function has as
+many environments as it has invocations in flight (up to its concurrency), reuses idle ones,
+and replaces one that crashed, timed out or outgrew its memory. Invocations are killed at
+the function's timeout (or the budget the caller gives), as Lambda kills them.
+
+Faults (`faults.py`) choose, per invocation, whether the environment is killed and at which
+I/O boundary. IAM decisions made inside the environment come back with each result and go
+to the stack's recorder.
 
 Also here: the events the AWS services would send (EventBridge scheduled event, SQS batch)
 and how Lambda reads an SQS partial batch response.
@@ -12,16 +18,19 @@ and how Lambda reads an SQS partial batch response.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import logging
-import re
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import ModuleType
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from motionrelay_local.apigw import ACCOUNT_ID
@@ -30,94 +39,280 @@ from motionrelay_local.template import FunctionSpec
 log = logging.getLogger("motionrelay_local")
 
 REGION = "us-east-1"
+LOCAL_DIR = Path(__file__).resolve().parents[1]  # local/: the worker's own package
+INIT_TIMEOUT_SECONDS = 30.0  # Lambda allows 10 s of init; a loaded machine needs more here
+KILL_GRACE_SECONDS = 0.25  # how far past its deadline an invocation may run before the kill
+MEMORY_CHECK_SECONDS = 0.2
 
 
-class LambdaContext:
-    """The attributes and method of the Python runtime's context object that handlers use."""
+class FunctionError(Exception):
+    """An invocation that did not return a result: what Lambda reports as a function error."""
 
-    def __init__(self, spec: FunctionSpec, budget_seconds: float | None = None) -> None:
-        self.function_name = spec.function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.function_name}"
-        self.memory_limit_in_mb = spec.memory
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{spec.function_name}"
-        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
-        self.identity = None
-        self.client_context = None
-        self.tenant_id = None
-        self._deadline = time.monotonic() + (spec.timeout if budget_seconds is None else budget_seconds)
+    def __init__(self, function: str, error: dict) -> None:
+        self.function = function
+        self.error = error
+        super().__init__(f"{function}: {error.get('errorType')}: {error.get('errorMessage')}")
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+class FunctionCrashed(FunctionError):
+    """The environment died (killed by a fault, out of memory, exited): Runtime.ExitError."""
+
+
+class FunctionTimeout(FunctionError):
+    """The invocation ran past its deadline and was killed."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """Everything needed to start one of a function's execution environments."""
+
+    spec: FunctionSpec
+    environment: dict[str, str]  # exactly what the function's process gets
+    statements: list[dict]  # iam.Statement fields, the role's whole policy
+    principal: str  # the assumed-role ARN errors name
+    secret_arns: dict[str, str] = field(default_factory=dict)  # secret name -> ARN (for IAM resources)
+    layer_dirs: tuple[str, ...] = ()
+    max_concurrency: int = 10
+    python: str = sys.executable
+
+
+def lambda_context_fields(spec: FunctionSpec) -> dict[str, Any]:
+    return {
+        "function_name": spec.function_name,
+        "function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.function_name}",
+        "memory": spec.memory,
+        "log_group_name": f"/aws/lambda/{spec.function_name}",
+        "log_stream_name": f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
+    }
+
+
+def _forward(stream: Any, name: str, prefix: str) -> None:
+    """Copy a worker's output to this process's current stdout/stderr, line by line (so a test's
+    capture or the demo's log file gets it, as CloudWatch would)."""
+    for raw in iter(stream.readline, b""):
+        target = getattr(sys, name)
+        try:
+            target.write(prefix + raw.decode("utf-8", "replace"))
+            target.flush()
+        except (ValueError, OSError):  # a closed capture stream: drop the line
+            pass
+    stream.close()
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class ExecutionEnvironment:
+    """One worker process of a function."""
+
+    def __init__(self, config: FunctionConfig) -> None:
+        self.config = config
+        self.spec = config.spec
+        parent, child = socket.socketpair()
+        env = dict(config.environment)
+        env["PYTHONPATH"] = str(LOCAL_DIR)  # the worker's own code; it leaves the path before the handler
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [config.python, "-m", "motionrelay_local.worker", str(child.fileno())],
+            env=env, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(self.spec.code_dir),
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        for stream, name, prefix in ((self.process.stdout, "stdout", ""),
+                                     (self.process.stderr, "stderr", f"[{self.spec.logical_id}] ")):
+            threading.Thread(target=_forward, args=(stream, name, prefix), daemon=True,
+                             name=f"mrlocal-out-{self.spec.logical_id}").start()
+        self.killed_for = ""
+        self.dead = False
+        self.init_ms = 0
+        self._init()
+
+    def _init(self) -> None:
+        self.conn.send({
+            "op": "init", "code_dir": str(self.spec.code_dir), "handler": self.spec.handler,
+            "layer_dirs": list(self.config.layer_dirs), "local_dir": str(LOCAL_DIR),
+            "statements": self.config.statements, "principal": self.config.principal,
+            "region": REGION, "secret_arns": self.config.secret_arns,
+            "function": lambda_context_fields(self.spec),
+        })
+        reply = self._receive(time.time() + INIT_TIMEOUT_SECONDS)
+        if reply is None or reply.get("op") != "ready":
+            self.kill()
+            error = (reply or {}).get("error") or {"errorType": "Runtime.ExitError",
+                                                   "errorMessage": "the environment died during init"}
+            raise FunctionError(self.spec.logical_id, {**error, "errorType": f"Runtime.InitError "
+                                                                             f"({error.get('errorType')})"})
+        self.init_ms = reply.get("init_ms", 0)
+
+    def _receive(self, deadline: float) -> dict | None:
+        """The next message, or None if the worker died or the deadline passed (it is then killed)."""
+        memory = self.spec.memory
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                self.killed_for = "timeout"
+                self.kill()
+                return None
+            try:
+                if self.conn.poll(min(left, MEMORY_CHECK_SECONDS)):
+                    return self.conn.recv()
+            except (EOFError, OSError):
+                self.dead = True
+                return None
+            if self.process.poll() is not None:
+                self.dead = True
+                return None
+            if _rss_mb(self.process.pid) > memory:
+                self.killed_for = "memory"
+                self.kill()
+                return None
+
+    def invoke(self, event: Any, deadline: float, crash_at: int | None) -> dict:
+        request_id = str(uuid.uuid4())
+        try:
+            self.conn.send({"op": "invoke", "event": event, "request_id": request_id, "deadline": deadline,
+                            "crash_at": crash_at})
+        except OSError:
+            self.dead = True
+            raise FunctionCrashed(self.spec.logical_id, {"errorType": "Runtime.ExitError",
+                                                         "errorMessage": "the environment is gone"}) from None
+        reply = self._receive(deadline + KILL_GRACE_SECONDS)
+        if reply is not None:
+            return reply
+        name = self.spec.logical_id
+        if self.killed_for == "timeout":
+            raise FunctionTimeout(name, {"errorType": "Sandbox.Timedout",
+                                         "errorMessage": f"{request_id} Task timed out"})
+        if self.killed_for == "memory":
+            raise FunctionCrashed(name, {"errorType": "Runtime.OutOfMemory",
+                                         "errorMessage": "Runtime exited with error: signal: killed "
+                                                         f"(over {self.spec.memory} MB)"})
+        code = self.process.wait()
+        how = f"signal {-code}" if code < 0 else f"code {code}"
+        raise FunctionCrashed(name, {"errorType": "Runtime.ExitError",
+                                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited "
+                                                     f"with {how}"})
+
+    def kill(self) -> None:
+        self.dead = True
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            log.warning("%s: a worker did not die", self.spec.logical_id)
+        self.conn.close()
+
+    def stop(self) -> None:
+        """A graceful end (the stack stops): close the channel, then make sure it is gone."""
+        try:
+            self.conn.send({"op": "shutdown"})
+        except OSError:
+            pass
+        try:
+            self.process.wait(2)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
 
 
 class LambdaFunction:
-    """One function of the template, loaded once (the cold start) and invoked many times."""
+    """One function of the template: a pool of execution environments, invoked concurrently."""
 
-    def __init__(self, spec: FunctionSpec) -> None:
-        self.spec = spec
-        self._handler: Callable[[Any, LambdaContext], Any] | None = None
-        self._lock = threading.Lock()
-        # Unique per function: two functions may both have e.g. `app.py`.
-        self.module_name = re.sub(r"\W", "_", f"_mrlocal_{spec.logical_id}_{spec.handler.rsplit('.', 1)[0]}")
-        self.added_path: str | None = None
+    def __init__(self, config: FunctionConfig, *, faults: Any = None,
+                 on_decisions: Callable[[str, list], None] | None = None) -> None:
+        self.config = config
+        self.spec = config.spec
+        self.faults = faults
+        self.on_decisions = on_decisions
+        self._idle: list[ExecutionEnvironment] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self.max_boundaries = 0  # the most I/O boundaries one invocation has passed: where crashes may land
+        self.cold_starts = 0
+        self.crashes = 0
 
     def load(self) -> None:
-        module_path, _, attr = self.spec.handler.rpartition(".")
-        if not module_path or not attr:
-            raise ValueError(
-                f"{self.spec.logical_id}: Handler must be 'module.function', got {self.spec.handler!r}"
-            )
-        source = self.spec.code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
-        if not source.is_file():
-            raise FileNotFoundError(f"{self.spec.logical_id}: handler module {source} not found")
-        folder = str(self.spec.code_dir)
-        if folder not in sys.path:  # Lambda puts the function's code first on the path
-            sys.path.insert(0, folder)
-            self.added_path = folder
-        spec = importlib.util.spec_from_file_location(self.module_name, source)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {source}")
-        module: ModuleType = importlib.util.module_from_spec(spec)
-        sys.modules[self.module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(self.module_name, None)
-            raise
-        handler = getattr(module, attr, None)
-        if not callable(handler):
-            raise AttributeError(f"{source} has no callable {attr!r}")
-        self._handler = handler
+        """Start one environment now (the first cold start), so an import error surfaces at once."""
+        env = self._acquire()
+        self._release(env)
 
-    def unload(self) -> None:
-        sys.modules.pop(self.module_name, None)
-        if self.added_path and self.added_path in sys.path:
-            sys.path.remove(self.added_path)
-        self._handler = None
+    def _acquire(self) -> ExecutionEnvironment:
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise FunctionError(self.spec.logical_id, {"errorType": "Stopped",
+                                                               "errorMessage": "the local stack is stopping"})
+                while self._idle:
+                    env = self._idle.pop()  # the most recently used: warmest, as Lambda prefers
+                    if not env.dead:
+                        return env
+                    self._count -= 1
+                if self._count < self.config.max_concurrency:
+                    self._count += 1
+                    break
+                self._cond.wait(0.5)
+        try:
+            env = ExecutionEnvironment(self.config)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        self.cold_starts += 1
+        return env
+
+    def _release(self, env: ExecutionEnvironment) -> None:
+        with self._cond:
+            if env.dead or self._closed:
+                self._count -= 1
+                if not env.dead:
+                    env.stop()
+            else:
+                self._idle.append(env)
+            self._cond.notify()
 
     def invoke(self, event: Any, *, budget_seconds: float | None = None) -> Any:
-        """Run the handler once; exceptions propagate (the caller maps them as the service would)."""
-        with self._lock:
-            if self._handler is None:
-                self.load()
-            assert self._handler is not None
-            context = LambdaContext(self.spec, budget_seconds)
-            started = time.monotonic()
-            try:
-                return self._handler(event, context)
-            finally:
-                elapsed = time.monotonic() - started
-                limit = self.spec.timeout if budget_seconds is None else budget_seconds
-                if elapsed > limit:
-                    # Lambda would have killed it; a thread cannot be, so say so loudly.
-                    log.warning(
-                        "%s ran %.1f s, past its %s s timeout (AWS would time it out)",
-                        self.spec.logical_id,
-                        elapsed,
-                        limit,
-                    )
+        """Run the handler once in an environment; FunctionError (or a subclass) if it fails."""
+        crash_at = self.faults.crash_point(self.spec.logical_id, self.max_boundaries) if self.faults else None
+        env = self._acquire()
+        deadline = time.time() + (self.spec.timeout if budget_seconds is None else budget_seconds)
+        try:
+            reply = env.invoke(event, deadline, crash_at)
+        except FunctionCrashed:
+            self.crashes += 1
+            raise
+        finally:
+            self._release(env)
+        self.max_boundaries = max(self.max_boundaries, int(reply.get("boundaries") or 0))
+        if self.on_decisions is not None and reply.get("decisions"):
+            self.on_decisions(self.spec.logical_id, reply["decisions"])
+        if reply.get("op") == "error":
+            raise FunctionError(self.spec.logical_id, reply["error"])
+        return reply.get("value")
+
+    def pids(self) -> list[int]:
+        """The process ids of the idle environments (for tests that look at /proc)."""
+        with self._cond:
+            return [env.process.pid for env in self._idle if not env.dead]
+
+    def unload(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for env in idle:
+            env.stop()
 
 
 def scheduled_event(rule_name: str, now: float | None = None) -> dict:

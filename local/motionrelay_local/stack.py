@@ -1,22 +1,30 @@
-"""The local stack: the real handlers, in one process, on loopback.
+"""The local stack: the real handlers, each in execution environments of its own, on loopback.
 
     with LocalStack(port=0) as stack:
         httpx.get(f"{stack.api_url}/v1/jobs/...", headers={"Authorization": f"Bearer {stack.dev_api_key}"})
 
 What runs, all on 127.0.0.1:
-- moto's ThreadedMotoServer as DynamoDB, S3 and SQS; the resources are created from the
-  package's own definitions (`motionrelay.resources.create_all`), the dev API key seeded;
-- the sandbox, simulating the providers' HTTP APIs (callbacks, Kie's HMAC signature);
+- moto's server (a process of its own) as DynamoDB, S3, SQS and Secrets Manager, with the tables,
+  bucket, queues and secret created from `template.yaml` (`provision.py`);
+- the sandbox, simulating every provider whose base URL the caller did not point elsewhere;
 - an HTTP server that turns requests into API Gateway HTTP API 2.0 events for the functions
-  the template routes them to (`apigw.py`, routes read from `template.yaml`);
-- a scheduler thread invoking the poller like an EventBridge schedule;
-- one pump per queue feeding SQS batches to its consumer like Lambda's event source
-  mapping, honouring partial batch responses (failed messages come back after a short
-  local visibility timeout; moto moves them to the DLQ after maxReceiveCount).
+  the template routes them to (`apigw.py`);
+- a scheduler that invokes the poller on every tick, whether or not the previous run has
+  finished (EventBridge does not wait either);
+- pumps per queue feeding SQS batches to its consumer like Lambda's event source mapping:
+  several batches at once, partial batch responses honoured, failed and crashed batches
+  back after a (shortened) visibility timeout, moto's DLQ after maxReceiveCount.
 
-The process environment is set as Lambda's would be (`AWS_ENDPOINT_URL` -> moto,
-`MOTIONRELAY_*`) and restored by `stop()`; `MOTIONRELAY_LOCAL=1` is what allows loopback
-URLs, here and nowhere else.
+Each function runs as Lambda runs it (`lambda_runtime.py`, `worker.py`): its own processes
+with exactly its template environment, its own IAM policy enforced on every AWS call
+(`iam.py`), its timeout and memory. Faults come from `MOTIONRELAY_LOCAL_FAULTS` (`faults.py`).
+This process's own environment is never changed.
+
+The caller's configuration (`environ`: `make dev` passes the shell's) wins over the stack's
+defaults: `MOTIONRELAY_ROUTING`, `MOTIONRELAY_PUBLIC_URL`, and per provider
+`MOTIONRELAY_<P>_BASE_URL` / `_API_KEY` (plus `MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY`): a provider
+whose base URL is given is not simulated. Provider settings reach the functions the way
+they do in AWS, through the provider secret.
 """
 
 from __future__ import annotations
@@ -25,45 +33,90 @@ import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from motionrelay_local.apigw import MAX_REQUEST_BYTES, Gateway, HttpResponse, RouteTable, gateway_error
+from motionrelay_local.apigw import (
+    ACCOUNT_ID,
+    MAX_REQUEST_BYTES,
+    Gateway,
+    HttpResponse,
+    RouteTable,
+    gateway_error,
+)
+from motionrelay_local.faults import ENV_NAME as FAULTS_ENV
+from motionrelay_local.faults import Faults
 from motionrelay_local.lambda_runtime import (
     REGION,
+    FunctionConfig,
+    FunctionCrashed,
+    FunctionError,
+    FunctionTimeout,
     LambdaFunction,
     failed_message_ids,
     scheduled_event,
     sqs_event,
 )
-from motionrelay_local.template import FunctionSpec, SamTemplate, TemplateError
+from motionrelay_local.template import (
+    LAYER_TYPE,
+    FunctionSpec,
+    SamTemplate,
+    TemplateError,
+    function_environment,
+    function_property,
+    function_statements,
+    schedule_seconds,
+)
 
 log = logging.getLogger("motionrelay_local")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 JOIN_TIMEOUT = 10.0
+PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
+LOCAL_MAX_CONCURRENCY = 10  # per function: Lambda's account pool, scaled to a laptop
+SQS_POLLERS = 3  # concurrent batches per queue (Lambda's event source mapping starts with 5)
+MIN_POLLER_BUDGET = 3.0  # the poller keeps a 1.5 s margin and needs 1 s per request
+# What the local stack adds to every function's template environment, and nothing else:
+# AWS_ENDPOINT_URL stands for AWS itself; the other two are the local stack's own knobs.
+LOCAL_ONLY_VARIABLES = ("AWS_ENDPOINT_URL", "MOTIONRELAY_LOCAL", "MOTIONRELAY_POLL_TIME_SCALE",
+                        "POWERTOOLS_TRACE_DISABLED")
 
 
 def _random_key(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+class ProviderPlan:
+    """Which providers are simulated and which the caller pointed elsewhere."""
+
+    def __init__(self, environ: Mapping[str, str], *, simulate: bool = True) -> None:
+        urls = {p: environ.get(f"MOTIONRELAY_{p.upper()}_BASE_URL", "").strip().rstrip("/")
+                for p in PROVIDERS}
+        # Without the sandbox every provider is external, configured or not.
+        self.external = {p: url for p, url in urls.items() if url or not simulate}
+        self.simulated = [p for p in PROVIDERS if p not in self.external]
+
+
 class LocalStack:
     """Everything `make dev` / `make demo` / the integration tests run. A context manager.
 
     After `start()`: `api_url`, `dev_api_key`, `moto_url`, `sandbox` (the Sandbox, or None),
-    `bucket`, `table`, `queue_urls` / `transfer_queue_url`, `kie_hmac_key`, and `stats`:
-    `transfer_invocations` (Counter: job_id -> messages handed to the transfer function; likewise
-    `notify_invocations` for the notifier),
-    `poller_invocations` (int), `invocations` and `handler_errors` (Counter: function logical
-    id -> n), `api_requests` (Counter: route key, or the status of a gateway-level refusal).
+    `bucket`, `table`, `queue_urls` / `transfer_queue_url`, `kie_hmac_key`, `routing`,
+    `providers` (ProviderPlan), `faults`, and `stats`: `transfer_invocations` (Counter: job_id ->
+    messages handed to the transfer function; likewise `notify_invocations` for the notifier),
+    `poller_invocations` (int), `invocations`, `handler_errors`, `crashes`, `timeouts`
+    (Counter: function logical id -> n), `redeliveries` (int), `api_requests` (Counter: route
+    key, or the status of a gateway-level refusal). `iam_denials()` and `unused_grants()` report
+    what the functions' policies refused and what they granted without use.
     """
 
     def __init__(
@@ -72,47 +125,68 @@ class LocalStack:
         port: int = 0,
         poll_interval: float = 1.0,
         sandbox_state_seconds: float | None = None,
-        routing: str = "kie",
+        routing: str | None = None,
         dev_api_key: str | None = None,
         kie_hmac_key: str | None = None,
         root: Path | None = None,
         template_path: Path | None = None,
         use_sandbox: bool = True,
-        poller_budget_seconds: float = 5.0,
+        poller_budget_seconds: float | None = None,
         retry_visibility_seconds: int = 1,
         extra_env: dict[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        faults: str | Faults | None = None,
         name: str = "motionrelay-local",
     ) -> None:
         """
-        port: API port (0 = a free one). poll_interval: seconds between poller runs.
+        port: API port (0 = a free one). poll_interval: seconds between schedule ticks.
         sandbox_state_seconds: how long each simulated provider state lasts (None = sandbox default).
-        routing: `MOTIONRELAY_ROUTING`. kie_hmac_key: Kie's webhook HMAC key ("" = unsigned callbacks).
-        use_sandbox: False leaves the providers' `MOTIONRELAY_<P>_*` settings to the environment.
-        poller_budget_seconds: the poller's `get_remaining_time_in_millis()` budget per run.
-        retry_visibility_seconds: how soon a message whose processing failed is retried.
-        extra_env: more environment for the handlers (e.g. MOTIONRELAY_JOB_DEADLINE_SECONDS), set last.
+        routing: `MOTIONRELAY_ROUTING` (the template's Routing parameter); None = the caller's
+        `MOTIONRELAY_ROUTING`, else every simulated provider.
+        kie_hmac_key: Kie's webhook HMAC key ("" = unsigned callbacks; None = the caller's or a new one).
+        use_sandbox: False simulates nothing (every provider must then be configured by `environ`).
+        poller_budget_seconds: a scheduled invocation's time (None = its Timeout scaled like the
+        schedule, at least MIN_POLLER_BUDGET).
+        retry_visibility_seconds: how soon a message whose processing failed is visible again.
+        extra_env: more environment for every function (e.g. MOTIONRELAY_JOB_DEADLINE_SECONDS), on
+        top of the template's: what a deployer would add by hand.
+        environ: the caller's configuration (see the module docstring); None = none.
+        faults: a MOTIONRELAY_LOCAL_FAULTS spec (None = the caller's, else none).
         """
         self.root = (root or REPO_ROOT).resolve()
         self.template_path = template_path or self.root / "template.yaml"
+        self.environ = dict(environ or {})
         self._port_request = int(port)
         self.poll_interval = float(poll_interval)
         self.sandbox_state_seconds = sandbox_state_seconds
-        self.routing = routing
-        self._dev_api_key = dev_api_key or os.environ.get("MOTIONRELAY_DEV_API_KEY") or _random_key("mr_dev_")
-        self._kie_hmac_key = _random_key("whk_") if kie_hmac_key is None else kie_hmac_key
+        self.providers = ProviderPlan(self.environ, simulate=use_sandbox)
+        self.routing = (routing or self.environ.get("MOTIONRELAY_ROUTING", "").strip()
+                        or ",".join(self.providers.simulated or PROVIDERS))
+        self._dev_api_key = (dev_api_key or self.environ.get("MOTIONRELAY_DEV_API_KEY")
+                             or _random_key("mr_dev_"))
+        if kie_hmac_key is None:
+            kie_hmac_key = self.environ.get("MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY") or _random_key("whk_")
+        self._kie_hmac_key = kie_hmac_key
         self.use_sandbox = use_sandbox
         self.poller_budget_seconds = poller_budget_seconds
         self.retry_visibility_seconds = retry_visibility_seconds
         self.extra_env = dict(extra_env or {})
-        self.table = f"{name}-jobs"
-        self.bucket = f"{name}-media"
-        self.transfer_queue_name = f"{name}-transfer"
+        if isinstance(faults, Faults):
+            self.faults = faults
+        else:
+            self.faults = Faults.parse(faults if faults is not None else self.environ.get(FAULTS_ENV, ""))
+        self.name = name
+        self.table = ""
+        self.bucket = ""
 
         self.stats: dict[str, Any] = {
             "transfer_invocations": Counter(),  # job_id -> messages handed to the transfer function
             "poller_invocations": 0,
             "invocations": Counter(),  # function logical id -> invocations
-            "handler_errors": Counter(),  # function logical id -> invocations that raised
+            "handler_errors": Counter(),  # function logical id -> invocations that failed
+            "crashes": Counter(),
+            "timeouts": Counter(),
+            "redeliveries": 0,
             "api_requests": Counter(),  # route key (or "404") -> requests
         }
         self._stats_lock = threading.Lock()
@@ -120,7 +194,8 @@ class LocalStack:
         self._threads: list[threading.Thread] = []
         self._pumps: list[_QueuePump] = []
         self._functions: dict[str, LambdaFunction] = {}
-        self._saved_env: dict[str, str | None] = {}
+        self._decisions: dict[str, Counter] = {}
+        self._statements: dict[str, list] = {}
         self._httpd: _ApiServer | None = None
         self._serving = False
         self._moto: Any = None
@@ -128,6 +203,7 @@ class LocalStack:
         self._moto_url = ""
         self._api_url = ""
         self.queue_urls: dict[str, str] = {}
+        self.resource_refs: dict[str, str] = {}
         self._started = False
 
     # -- public surface ---------------------------------------------------------------
@@ -153,6 +229,10 @@ class LocalStack:
         return self._kie_hmac_key
 
     @property
+    def functions(self) -> dict[str, LambdaFunction]:
+        return dict(self._functions)
+
+    @property
     def transfer_queue_url(self) -> str:
         return self.queue_urls.get("transfer", "")
 
@@ -175,7 +255,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Stop threads and servers, restore the environment. Safe to call more than once."""
+        """Stop threads, functions and servers. Safe to call more than once."""
         if not self._started:
             return
         self._started = False
@@ -185,6 +265,8 @@ class LocalStack:
                 self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        for fn in self._functions.values():
+            fn.unload()  # in-flight invocations end with "stopping" as their environments close
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
             if thread.is_alive():
@@ -193,19 +275,24 @@ class LocalStack:
         self._pumps.clear()
         for fn in self._functions.values():
             fn.unload()
-        self._functions.clear()
         for name, closer in (("sandbox", self._stop_sandbox), ("moto", self._stop_moto)):
             try:
                 closer()
             except Exception:  # noqa: BLE001 - keep shutting the rest down
                 log.exception("stopping %s failed", name)
-        self._restore_env()
+
+    def client(self, service: str) -> Any:
+        """An admin boto3 client on this stack's moto (the operator's view, no IAM check)."""
+        import boto3
+
+        return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
+                                      region_name=REGION).client(service, endpoint_url=self._moto_url)
 
     def queues_idle(self) -> bool:
         """True when no queue holds a message (visible or in flight) and no pump is invoking."""
         if any(p.busy for p in self._pumps):
             return False
-        for pump in self._pumps:
+        for pump in {p.queue_url: p for p in self._pumps}.values():
             attrs = pump.sqs.get_queue_attributes(
                 QueueUrl=pump.queue_url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -232,6 +319,43 @@ class LocalStack:
         except KeyboardInterrupt:
             log.info("stopping")
 
+    # -- IAM reports ------------------------------------------------------------------
+
+    def _record(self, function: str, decisions: list) -> None:
+        with self._stats_lock:
+            counter = self._decisions.setdefault(function, Counter())
+            for action, resource, allowed in decisions:
+                counter[(action, resource, bool(allowed))] += 1
+                if not allowed:
+                    log.warning("IAM: %s is not allowed %s on %s (template.yaml)", function, action, resource)
+
+    def iam_denials(self) -> list[tuple[str, str, str]]:
+        """(function, action, resource) of every AWS call a function's policy refused."""
+        with self._stats_lock:
+            return sorted({(fn, a, r) for fn, c in self._decisions.items() for (a, r, ok) in c if not ok})
+
+    def policies(self) -> dict[str, list]:
+        """Each function's whole role policy (iam.Statement list), as the template gives it."""
+        return {fn: list(statements) for fn, statements in self._statements.items()}
+
+    def iam_calls(self) -> dict[str, set[tuple[str, str]]]:
+        with self._stats_lock:
+            return {fn: {(a, r) for (a, r, ok) in c if ok} for fn, c in self._decisions.items()}
+
+    def unused_grants(self) -> list[tuple[str, str, str, str]]:
+        """(function, statement sid, action pattern, resource pattern) granted by template.yaml and
+        not used by any call this stack saw: a least-privilege report (only meaningful after a
+        run that exercised the function's paths)."""
+        from motionrelay_local.iam import Policy, Request, unused_grants
+
+        out = []
+        calls = self.iam_calls()
+        for fn, statements in self._statements.items():
+            policy = Policy(statements)
+            allowed = [policy.decide(Request(a, r)) for a, r in calls.get(fn, set())]
+            out += [(fn, st.sid, action, resource) for st, action, resource in unused_grants(policy, allowed)]
+        return out
+
     # -- start-up ---------------------------------------------------------------------
 
     def _start(self) -> None:
@@ -241,184 +365,220 @@ class LocalStack:
         if not routes:
             raise TemplateError(f"{self.template_path} declares no HttpApi routes")
         table = RouteTable(routes)
-        for route in routes:
-            self._add_function(template.functions[route.target])
 
-        # Bind the API first: its URL is the callback base the handlers need from the start.
+        # Bind the API first: its URL is the callback base the functions need from the start.
         self._httpd = _ApiServer((HOST, self._port_request), _ApiRequestHandler)
         self._httpd.stack = self
         self._httpd.gateway = Gateway(table, self._invoke_for_route)
         self._api_url = f"http://{HOST}:{self._httpd.server_address[1]}"
 
-        from moto.server import ThreadedMotoServer
+        self._moto = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "motionrelay_local.moto_process", HOST], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        line = self._moto.stdout.readline().decode().split() if self._moto.stdout else []
+        if len(line) != 2 or line[0] != "port":
+            raise TemplateError("moto's server did not start")
+        self._moto_url = f"http://{HOST}:{line[1]}"
 
-        from motionrelay_local.moto_atomic import make_dynamodb_writes_atomic
+        provider_settings = self._start_sandbox() if self.use_sandbox else {}
+        provider_settings |= self._external_provider_settings()
 
-        make_dynamodb_writes_atomic()  # DynamoDB's conditional writes are atomic; moto's are not
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
-        self._moto.start()
-        self._moto_url = f"http://{HOST}:{self._moto.get_host_and_port()[1]}"
+        from motionrelay_local.provision import Provisioner
 
-        env = {
-            "AWS_ENDPOINT_URL": self._moto_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "MOTIONRELAY_TABLE": self.table,
-            "MOTIONRELAY_BUCKET": self.bucket,
-            "MOTIONRELAY_PUBLIC_URL": self._api_url,
-            "MOTIONRELAY_LOCAL": "1",
-            # Sandbox jobs take seconds, not the 60-180 s of the real providers.
-            "MOTIONRELAY_POLL_TIME_SCALE": os.environ.get("MOTIONRELAY_POLL_TIME_SCALE", "0.05"),
-            "MOTIONRELAY_ROUTING": self.routing,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "MotionRelay",
-        }
-        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN"):
-            env[name] = ""  # never let real credentials near the local stack
-        # The template's own function settings first (log level, service name), ours on top.
-        env = template.environment(template.functions.values()) | env
-        if self.use_sandbox:
-            env |= self._start_sandbox()
-        env |= self.extra_env
-        for name, value in env.items():
-            self._setenv(name, value)
+        parameters = template.parameter_values(self._parameter_overrides(template))
+        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": self.name,
+                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+        provisioner = Provisioner(template, stack_name=self.name, region=REGION, clients=self.client,
+                                  parameters=parameters, pseudo=pseudo)
+        resolver = provisioner.run()
+        self.resource_refs = dict(provisioner.refs)
+        secret_arns = self._fill_provider_secret(provisioner, provider_settings)
+        self.table = self._ref_of_type(provisioner, "AWS::DynamoDB::Table", prefer="JobsTable")
+        self.bucket = self._ref_of_type(provisioner, "AWS::S3::Bucket", prefer="MediaBucket")
 
-        from motionrelay import aws, idempotency, providers, resources, settings
+        layer_dirs = {lid: str((self.root / str(res.get("Properties", {}).get("ContentUri", ""))).resolve())
+                      for lid, res in (template.template.get("Resources") or {}).items()
+                      if (res or {}).get("Type") == LAYER_TYPE}
+        for spec in template.functions.values():
+            self._add_function(template, spec, resolver, layer_dirs, secret_arns)
 
-        settings.reset_settings()
-        aws.reset_clients()
-        # A stack started after another one in this process (one per test module) must not
-        # reuse adapters bound to the previous sandbox's URLs or the idempotency layer's
-        # clients of the previous moto.
-        providers.reset_adapters()
-        idempotency.reset()
-        queues = resources.create_all(
-            table_name=self.table, bucket_name=self.bucket, transfer_queue_name=self.transfer_queue_name
-        )
-        # Every `<name>_queue_url` gets `MOTIONRELAY_<NAME>_QUEUE_URL` and a pump to functions/<name>/.
-        for key, url in queues.items():
-            if key.endswith("_queue_url"):
-                name = key.removesuffix("_queue_url")
-                self.queue_urls[name] = url
-                self._setenv(f"MOTIONRELAY_{name.upper()}_QUEUE_URL", url)
-        settings.reset_settings()
+        self._seed_dev_key()
 
-        from motionrelay import apikeys
-
-        apikeys.put_key(self._dev_api_key, tenant_id="dev", name="dev")
-
-        scheduled = self._scheduled_functions(template)
         pumps = []
-        for name, url in self.queue_urls.items():
-            # By folder (functions/transfer/), else by the template's SQS event on the queue
-            # (`notify` -> NotifyQueue -> NotifierFunction in functions/notifier/).
-            queue_id = "".join(part.title() for part in name.split("_")) + "Queue"
-            spec = (template.function_for_folder(name) or template.function_for_queue(queue_id)
-                    or self._folder_spec(name))
-            if spec is None:
-                if name == "transfer":
-                    raise TemplateError(
-                        "no transfer function (functions/transfer/) to consume the transfer queue"
-                    )
-                log.warning("nothing consumes the %s queue locally (no functions/%s/)", name, name)
-                continue
-            pumps.append((name, url, self._add_function(spec), spec))
+        for spec in template.functions.values():
+            for event in spec.events_of_type("SQS"):
+                queue = resolver.resolve((event.get("Properties") or {}).get("Queue"))
+                url = self._queue_url_for_arn(provisioner, str(queue))
+                name = spec.folder if spec.folder != "notifier" else "notify"
+                self.queue_urls[name] = url
+                pumps.append((name, url, self._functions[spec.logical_id], spec))
+        scheduled = self._scheduled(template)
 
-        # Cold starts happen here, with the environment in place, so import errors surface now.
-        for fn in self._functions.values():
-            fn.load()
+        # Cold starts happen here, in parallel, so import errors surface now.
+        self._load_all()
 
         serve = threading.Thread(target=self._serve, name="mrlocal-api", daemon=True)
         self._threads.append(serve)
         self._serving = True
         serve.start()
-        if scheduled:
-            self._spawn("mrlocal-scheduler", self._schedule_loop, scheduled)
+        for fn, fixed_input, budget in scheduled:
+            self._spawn(f"mrlocal-schedule-{fn.spec.logical_id}", self._schedule_loop, fn, fixed_input,
+                        budget)
         for name, url, fn, spec in pumps:
             pump = _QueuePump(self, name, url, fn, spec)
-            self._pumps.append(pump)
-            self._spawn(f"mrlocal-pump-{name}", pump.run)
-        log.info("local stack up: API %s, moto %s", self._api_url, self._moto_url)
+            for i in range(min(SQS_POLLERS, fn.config.max_concurrency)):
+                self._pumps.append(pump)
+                self._spawn(f"mrlocal-pump-{name}-{i}", pump.run)
+        log.info("local stack up: API %s, moto %s, faults %s", self._api_url, self._moto_url,
+                 self.faults.describe())
+
+    def _parameter_overrides(self, template: SamTemplate) -> dict[str, str]:
+        """The template parameters as the caller's configuration sets them (like
+        `sam deploy --parameter-overrides`); PublicUrl is this API unless the caller gives one."""
+        overrides = {"Routing": self.routing}
+        public = self.environ.get("MOTIONRELAY_PUBLIC_URL", "").strip()
+        overrides["PublicUrl"] = public or self._api_url
+        template.check_parameter(overrides, skip=() if public else ("PublicUrl",))
+        return overrides
+
+    def _ref_of_type(self, provisioner: Any, kind: str, prefer: str) -> str:
+        if prefer in provisioner.refs and provisioner.types.get(prefer) == kind:
+            return provisioner.refs[prefer]
+        return next((provisioner.refs[lid] for lid, t in provisioner.types.items() if t == kind), "")
+
+    def _queue_url_for_arn(self, provisioner: Any, arn: str) -> str:
+        for key, value in provisioner.attributes.items():
+            if key.endswith(".Arn") and value == arn and f"{key[:-4]}.QueueUrl" in provisioner.attributes:
+                return provisioner.attributes[f"{key[:-4]}.QueueUrl"]
+        raise TemplateError(f"an SQS event names {arn}, which is not a queue of this template")
 
     def _start_sandbox(self) -> dict[str, str]:
-        from motionrelay.settings import PROVIDERS
         from motionrelay_local.sandbox import Sandbox
 
         keys = {p: _random_key(f"sbx_{p}_") for p in PROVIDERS}
         sandbox = Sandbox(host=HOST, port=0, api_keys=keys, kie_hmac_key=self._kie_hmac_key or None)
         self._sandbox = sandbox.start()
-        env = {"MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY": self._kie_hmac_key}
-        for p in PROVIDERS:
-            try:
-                base_url = sandbox.base_url(p)
-            except KeyError:  # not simulated (yet): left to the environment
-                continue
-            env[f"MOTIONRELAY_{p.upper()}_API_KEY"] = keys[p]
-            env[f"MOTIONRELAY_{p.upper()}_BASE_URL"] = base_url
+        settings = {}
+        if "kie" in self.providers.simulated:
+            settings["MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY"] = self._kie_hmac_key
+        for p in self.providers.simulated:
+            settings[f"MOTIONRELAY_{p.upper()}_API_KEY"] = keys[p]
+            settings[f"MOTIONRELAY_{p.upper()}_BASE_URL"] = sandbox.base_url(p)
             if self.sandbox_state_seconds is not None:
                 sandbox.configure(p, state_seconds=self.sandbox_state_seconds)
-        return env
+        return settings
 
-    def _folder_spec(self, folder: str) -> FunctionSpec | None:
-        """A function the template does not declare (yet) but the fixed layout has."""
-        code_dir = self.root / "functions" / folder
-        if not (code_dir / f"{folder}_handler.py").is_file():
-            return None
-        log.warning(
-            "template.yaml has no function for functions/%s/; running it with Lambda defaults", folder
-        )
-        return FunctionSpec(
-            logical_id=f"{folder.title()}Function",
-            code_dir=code_dir.resolve(),
-            handler=f"{folder}_handler.lambda_handler",
-            timeout=3,
-            memory=128,
-            function_name=f"motionrelay-local-{folder}",
-        )
+    def _external_provider_settings(self) -> dict[str, str]:
+        settings = {}
+        for p, base_url in self.providers.external.items():
+            if base_url:
+                settings[f"MOTIONRELAY_{p.upper()}_BASE_URL"] = base_url
+            for suffix in ("API_KEY", "WEBHOOK_HMAC_KEY", "MODEL"):
+                value = self.environ.get(f"MOTIONRELAY_{p.upper()}_{suffix}", "").strip()
+                if value:
+                    settings[f"MOTIONRELAY_{p.upper()}_{suffix}"] = value
+        return settings
 
-    def _scheduled_functions(self, template: SamTemplate) -> list[tuple[LambdaFunction, dict | None]]:
-        """The poller plus any other function with a Schedule event, each with its Input if any."""
-        specs = [s for s in template.functions.values() if s.events_of_type("Schedule", "ScheduleV2")]
-        poller = template.function_for_folder("poller") or self._folder_spec("poller")
-        if poller is not None and poller not in specs:
-            specs.insert(0, poller)
+    def _fill_provider_secret(self, provisioner: Any, values: dict[str, str]) -> dict[str, str]:
+        """Provider credentials and base URLs go where a deployer puts them: into the template's
+        provider secret (`put-secret-value`), merged over its initial SecretString."""
+        arns = {}
+        sm = self.client("secretsmanager")
+        for lid, kind in provisioner.types.items():
+            if kind != "AWS::SecretsManager::Secret":
+                continue
+            arn = provisioner.refs[lid]
+            arns[arn.rsplit(":", 1)[-1].rsplit("-", 1)[0]] = arn
+            current = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"] or "{}")
+            if isinstance(current, dict) and any(k.startswith("MOTIONRELAY_") for k in current):
+                sm.put_secret_value(SecretId=arn, SecretString=json.dumps(current | values))
+        return arns
+
+    def _seed_dev_key(self) -> None:
+        from motionrelay import apikeys
+        from motionrelay.store import JobStore
+
+        apikeys.put_key(self._dev_api_key, tenant_id="dev", name="dev",
+                        store=JobStore(table_name=self.table, ddb=self.client("dynamodb")))
+
+    def _local_overlay(self) -> dict[str, str]:
+        scale = self.environ.get("MOTIONRELAY_POLL_TIME_SCALE", "").strip() or "0.05"
+        return {"AWS_ENDPOINT_URL": self._moto_url, "MOTIONRELAY_LOCAL": "1",
+                # Sandbox jobs take seconds, not the 60-180 s of the real providers.
+                "MOTIONRELAY_POLL_TIME_SCALE": scale, "POWERTOOLS_TRACE_DISABLED": "true"}
+
+    def _add_function(self, template: SamTemplate, spec: FunctionSpec, resolver: Any,
+                      layer_dirs: dict[str, str], secret_arns: dict[str, str]) -> None:
+        from motionrelay_local.iam import Statement
+
+        env = function_environment(template, spec, resolver)
+        role = f"{self.name}-{spec.logical_id}Role"
+        log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{secrets.token_hex(16)}"
+        runtime = {
+            # What the Lambda runtime itself sets in every environment.
+            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(spec.code_dir), "LAMBDA_RUNTIME_DIR": str(spec.code_dir),
+            "TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
+            # The role's temporary credentials (moto takes any; the IAM check is ours).
+            "AWS_ACCESS_KEY_ID": f"ASIA{spec.logical_id.upper()[:12]:X<12}", "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": f"mrlocal-{spec.logical_id}",
+        }
+        environment = runtime | env | self._local_overlay() | self.extra_env
+        statements = function_statements(template, spec, resolver)
+        self._statements[spec.logical_id] = statements
+        layers = function_property(template, spec, "Layers", resolver) or []
+        reserved = function_property(template, spec, "ReservedConcurrentExecutions", resolver)
+        config = FunctionConfig(
+            spec=spec, environment=environment,
+            # Plain JSON types: the template parser's own str/dict subclasses do not pickle.
+            statements=json.loads(json.dumps([st.__dict__ for st in statements
+                                              if isinstance(st, Statement)])),
+            principal=f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{spec.function_name}",
+            secret_arns=secret_arns,
+            layer_dirs=tuple(d for lid, d in layer_dirs.items() if lid in {str(x) for x in layers}
+                             or any(str(x).endswith(lid) for x in layers)),
+            max_concurrency=int(reserved) if reserved else LOCAL_MAX_CONCURRENCY,
+        )
+        self._functions[spec.logical_id] = LambdaFunction(config, faults=self.faults,
+                                                          on_decisions=self._record)
+
+    def _load_all(self) -> None:
+        errors: list[BaseException] = []
+
+        def load(fn: LambdaFunction) -> None:
+            try:
+                fn.load()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=load, args=(fn,), daemon=True) for fn in self._functions.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _scheduled(self, template: SamTemplate) -> list[tuple[LambdaFunction, dict | None, float]]:
+        """Every function with a Schedule event: its Input if any, and its time per run."""
         out = []
-        for spec in specs:
-            fixed_input = None
+        for spec in template.functions.values():
             for event in spec.events_of_type("Schedule", "ScheduleV2"):
-                raw = (event.get("Properties") or {}).get("Input")
-                if isinstance(raw, str):
-                    fixed_input = json.loads(raw)  # a schedule with Input sends exactly that
-            out.append((self._add_function(spec), fixed_input))
+                props = event.get("Properties") or {}
+                raw = props.get("Input")
+                fixed_input = json.loads(raw) if isinstance(raw, str) else None
+                rate = schedule_seconds(str(props.get("Schedule") or props.get("ScheduleExpression") or ""))
+                budget = self.poller_budget_seconds
+                if budget is None:  # the schedule is compressed to poll_interval; its timeout likewise
+                    scaled = spec.timeout * self.poll_interval / rate
+                    budget = min(spec.timeout, max(MIN_POLLER_BUDGET, scaled))
+                out.append((self._functions[spec.logical_id], fixed_input, budget))
         return out
-
-    def _add_function(self, spec: FunctionSpec) -> LambdaFunction:
-        if spec.logical_id not in self._functions:
-            self._functions[spec.logical_id] = LambdaFunction(spec)
-        return self._functions[spec.logical_id]
-
-    def _setenv(self, name: str, value: str) -> None:
-        if name not in self._saved_env:
-            self._saved_env[name] = os.environ.get(name)
-        if value == "":
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-    def _restore_env(self) -> None:
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
-        try:
-            from motionrelay import aws, settings
-        except ImportError:
-            return
-        settings.reset_settings()
-        aws.reset_clients()
 
     def _stop_sandbox(self) -> None:
         if self._sandbox is not None:
@@ -427,21 +587,22 @@ class LocalStack:
 
     def _stop_moto(self) -> None:
         if self._moto is not None:
-            self._moto.stop()
+            if self._moto.stdin:
+                self._moto.stdin.close()
+            try:
+                self._moto.wait(5)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+                self._moto.wait(5)
             self._moto = None
-            # ThreadedMotoServer serves moto's process-wide backends: forget this stack's
-            # table, bucket and queues, or the next stack in this process (another test
-            # module) fails to create its own ("Table already exists").
-            from moto.moto_api._internal.models import moto_api_backend
-
-            moto_api_backend.reset()
 
     # -- running ----------------------------------------------------------------------
 
-    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
+        return thread
 
     def _serve(self) -> None:
         assert self._httpd is not None
@@ -455,62 +616,76 @@ class LocalStack:
                 self.stats.setdefault(key, Counter())[item] += n
 
     def invoke(self, fn: LambdaFunction, event: Any, *, budget_seconds: float | None = None) -> Any:
-        """Invoke a function, counting invocations and errors (the exception still propagates)."""
-        self.count("invocations", fn.spec.logical_id)
+        """Invoke a function, counting invocations and failures (FunctionError still propagates)."""
+        name = fn.spec.logical_id
+        self.count("invocations", name)
         try:
             return fn.invoke(event, budget_seconds=budget_seconds)
-        except Exception:
-            self.count("handler_errors", fn.spec.logical_id)
+        except FunctionError as exc:
+            self.count("handler_errors", name)
+            if isinstance(exc, FunctionCrashed):
+                self.count("crashes", name)
+            elif isinstance(exc, FunctionTimeout):
+                self.count("timeouts", name)
             raise
 
     def _invoke_for_route(self, target: str, event: dict) -> Any:
         return self.invoke(self._functions[target], event)
 
-    def _schedule_loop(self, scheduled: list[tuple[LambdaFunction, dict | None]]) -> None:
-        # EventBridge fires at a fixed rate; a run that overlaps the next tick delays it (one environment).
+    def _schedule_loop(self, fn: LambdaFunction, fixed_input: dict | None, budget: float) -> None:
+        # EventBridge fires at a fixed rate and does not wait for the previous run: runs overlap.
         next_run = time.monotonic() + self.poll_interval
+        running: list[threading.Thread] = []
         while not self._stop.wait(max(0.0, next_run - time.monotonic())):
-            next_run = time.monotonic() + self.poll_interval
-            for fn, fixed_input in scheduled:
-                if self._stop.is_set():
-                    return
-                event = (
-                    fixed_input
-                    if fixed_input is not None
-                    else scheduled_event(f"{fn.spec.function_name}-schedule")
-                )
+            next_run += self.poll_interval
+            running = [t for t in running if t.is_alive()]
+            for _ in range(1 + self.faults.overlap):
+                if len(running) >= fn.config.max_concurrency:
+                    log.warning("%s: throttled (%d runs in flight)", fn.spec.logical_id, len(running))
+                    break
+                event = fixed_input if fixed_input is not None else scheduled_event(
+                    f"{fn.spec.function_name}-schedule")
                 if fn.spec.folder == "poller":
                     self.count("poller_invocations")
-                try:
-                    self.invoke(fn, event, budget_seconds=self.poller_budget_seconds)
-                except Exception:  # noqa: BLE001 - a failed run is logged; the schedule goes on
-                    log.exception("scheduled %s failed", fn.spec.logical_id)
+                thread = threading.Thread(target=self._scheduled_run, args=(fn, event, budget), daemon=True,
+                                          name=f"mrlocal-run-{fn.spec.logical_id}")
+                running.append(thread)
+                thread.start()
+        for thread in running:
+            thread.join(budget + 2)
+
+    def _scheduled_run(self, fn: LambdaFunction, event: dict, budget: float) -> None:
+        try:
+            self.invoke(fn, event, budget_seconds=budget)
+        except FunctionError as exc:  # the next tick is the retry (MaximumRetryAttempts: 0)
+            if not self._stop.is_set():
+                log.warning("scheduled %s failed: %s", fn.spec.logical_id, exc)
 
 
 class _QueuePump:
-    """Lambda's SQS event source mapping for one queue, against moto."""
+    """Lambda's SQS event source mapping for one queue, against moto (several threads run one)."""
 
     def __init__(
         self, stack: LocalStack, name: str, queue_url: str, fn: LambdaFunction, spec: FunctionSpec
     ) -> None:
-        import boto3
-
         self.stack = stack
         self.name = name
         self.queue_url = queue_url
         self.fn = fn
-        self.busy = False
-        self.sqs = boto3.session.Session().client("sqs", endpoint_url=stack.moto_url, region_name=REGION)
+        self._busy = 0
+        self._lock = threading.Lock()
+        self.sqs = stack.client("sqs")
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
         events = spec.events_of_type("SQS")
         props = (events[0].get("Properties") or {}) if events else {}
-        # SAM's default batch size is 10; without a template event, one message at a time.
-        self.batch_size = max(1, min(10, int(props.get("BatchSize", 10 if events else 1))))
-        self.report_failures = (not events) or "ReportBatchItemFailures" in (
-            props.get("FunctionResponseTypes") or []
-        )
+        self.batch_size = max(1, min(10, int(props.get("BatchSize", 10))))
+        self.report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
 
     def run(self) -> None:
         stop = self.stack._stop
@@ -529,30 +704,61 @@ class _QueuePump:
                     stop.wait(1.0)
                 continue
             messages = received.get("Messages") or []
-            if messages:
-                self.busy = True
-                try:
-                    self._deliver(messages)
-                except Exception:  # noqa: BLE001 - never let one bad batch stop the pump
-                    log.exception("delivering a %s batch failed", self.name)
-                finally:
-                    self.busy = False
+            if not messages:
+                continue
+            with self._lock:
+                self._busy += 1
+            try:
+                self._redeliver_some(messages)
+                self._deliver(messages)
+            except Exception:  # noqa: BLE001 - never let one bad batch stop the pump
+                log.exception("delivering a %s batch failed", self.name)
+            finally:
+                with self._lock:
+                    self._busy -= 1
 
-    def _deliver(self, messages: list[dict]) -> None:
+    def _count(self, messages: list[dict]) -> None:
         for message in messages:
             try:
                 job_id = str(json.loads(message["Body"]).get("job_id", "?"))
             except (ValueError, AttributeError):
                 job_id = "?"
             self.stack.count(f"{self.name}_invocations", job_id)
+
+    def _redeliver_some(self, messages: list[dict]) -> None:
+        """At-least-once: a copy of a message comes again, concurrently or a little later."""
+        for message in messages:
+            delay = self.stack.faults.redelivery_delay(2.0 * self.stack.retry_visibility_seconds)
+            if delay is None:
+                continue
+            self.stack.count("redeliveries")
+            timer = threading.Timer(delay, self._deliver_copy, args=(message,))
+            timer.daemon = True
+            timer.start()
+
+    def _deliver_copy(self, message: dict) -> None:
+        if self.stack._stop.is_set():
+            return
+        with self._lock:
+            self._busy += 1
+        try:
+            self._count([message])
+            self.stack.invoke(self.fn, sqs_event([message], self.queue_arn))
+        except FunctionError:
+            pass  # the original delivery settles the message; a failed copy changes nothing
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _deliver(self, messages: list[dict]) -> None:
+        self._count(messages)
         ids = [m["MessageId"] for m in messages]
         try:
             result = self.stack.invoke(self.fn, sqs_event(messages, self.queue_arn))
             failed = failed_message_ids(result, ids) if self.report_failures else set()
-            if failed and not self.report_failures:
-                log.warning("%s reported batchItemFailures but the template does not enable them", self.name)
-        except Exception:  # noqa: BLE001 - an error fails the whole batch, as in Lambda
-            log.exception("%s function failed; the batch returns to the queue", self.name)
+        except FunctionError as exc:  # an error, crash or timeout fails the whole batch, as in Lambda
+            if not self.stack._stop.is_set():
+                log.warning("%s function failed (%s); the batch returns to the queue", self.name, exc)
             failed = set(ids)
         for message in messages:
             try:
@@ -572,6 +778,8 @@ class _QueuePump:
 class _ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when a dozen clients connect at once.
+    request_queue_size = 128
     stack: LocalStack
     gateway: Gateway
 

@@ -8,15 +8,17 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.integration.stacks import start_stack
 
 from motionrelay_local import demo
 from motionrelay_local.stack import LocalStack
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(port=0, poll_interval=0.5, sandbox_state_seconds=0.2, routing="kie,aimlapi") as running:
-        yield running
+    yield from start_stack(routing="kie,aimlapi")
 
 
 def wait_final(api: httpx.Client, job: dict, timeout: float = 60) -> dict:

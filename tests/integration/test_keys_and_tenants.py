@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -59,9 +61,11 @@ def motionrelay(*argv: str) -> tuple[int, str, str]:
 
 
 def keys_cli(stack: LocalStack, *argv: str) -> tuple[int, str, str]:
-    """`motionrelay keys ...` pointed at the stack's table, as an operator would."""
-    return motionrelay("keys", *argv, "--table", stack.table, "--endpoint-url", stack.moto_url,
-                       "--region", "us-east-1")
+    """`motionrelay keys ...` pointed at the stack's table, as an operator would (with the
+    operator's credentials: moto takes any)."""
+    with mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}):
+        return motionrelay("keys", *argv, "--table", stack.table, "--endpoint-url", stack.moto_url,
+                           "--region", "us-east-1")
 
 
 def create_key(stack: LocalStack, tenant: str, name: str = "") -> tuple[str, str]:

@@ -9,7 +9,6 @@ import hashlib
 import time
 from urllib.parse import unquote, urlsplit
 
-import boto3
 import httpx
 import pytest
 
@@ -44,7 +43,7 @@ def assert_error_shape(resp: httpx.Response, status: int) -> dict:
 
 
 def s3_client(stack: LocalStack):
-    return boto3.session.Session().client("s3", endpoint_url=stack.moto_url, region_name="us-east-1")
+    return stack.client("s3")
 
 
 @pytest.fixture(scope="module")

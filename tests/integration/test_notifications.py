@@ -3,7 +3,7 @@ HTTPS receiver gets exactly one notification per terminal state, signed with the
 Standard Webhooks secret and verified here the way a receiver would (`standardwebhooks`).
 
 The receiver is real HTTPS (webhook URLs must be https://) with a throw-away certificate for
-127.0.0.1, trusted through `SSL_CERT_FILE` for the duration of the module; the SSRF guard
+127.0.0.1, trusted through the functions' `SSL_CERT_FILE`; the SSRF guard
 lets the notifier reach loopback only because the local stack sets MOTIONRELAY_LOCAL=1."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import ssl
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from standardwebhooks import Webhook
+from tests.integration.stacks import start_stack
 
 from motionrelay_local.stack import LocalStack
 
@@ -99,19 +99,24 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    cert, key = _self_signed(tmp_path_factory.mktemp("receiver"))
-    saved = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = str(cert)  # httpx trusts it for clients created from now on
-    running = Receiver(cert, key)
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _self_signed(tmp_path_factory.mktemp("receiver"))
+
+
+@pytest.fixture(scope="module")
+def stack(certificate: tuple[Path, Path]) -> Iterator[LocalStack]:
+    # The notifier trusts the throw-away certificate through its own environment, as a
+    # deployment would through its CA bundle; nothing else in this process changes.
+    yield from start_stack(routing="kie", extra_env={"SSL_CERT_FILE": str(certificate[0])})
+
+
+@pytest.fixture(scope="module")
+def receiver(certificate: tuple[Path, Path]) -> Iterator[Receiver]:
+    running = Receiver(*certificate)
     try:
         yield running
     finally:
         running.close()
-        if saved is None:
-            os.environ.pop("SSL_CERT_FILE", None)
-        else:
-            os.environ["SSL_CERT_FILE"] = saved
 
 
 @pytest.fixture(scope="module")

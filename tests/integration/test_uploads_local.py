@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from motionrelay_local.stack import LocalStack
+
+pytestmark = pytest.mark.integration
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from motionrelay.settings import PROVIDERS, SECRET_CACHE_SECONDS, get_settings
+from motionrelay.settings import PROVIDERS, SECRET_CACHE_SECONDS, get_settings, provider_secret
 
 if TYPE_CHECKING:
     from motionrelay.providers.base import ProviderAdapter
@@ -26,7 +26,11 @@ def _build(name: str) -> ProviderAdapter:
     if name not in PROVIDERS:
         raise KeyError(f"unknown provider {name!r}")
     module = importlib.import_module(f"motionrelay.providers.{name}")  # lazy: cold starts
-    return module.from_settings(get_settings().provider_base_urls.get(name, ""))
+    # The base URL, like the credentials, may come from the provider secret (a deployment that
+    # points a provider at a proxy sets MOTIONRELAY_<P>_BASE_URL there).
+    base_url = (get_settings().provider_base_urls.get(name, "")
+                or provider_secret(name, "BASE_URL").rstrip("/"))
+    return module.from_settings(base_url)
 
 
 def get_adapter(name: str) -> ProviderAdapter:

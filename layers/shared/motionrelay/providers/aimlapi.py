@@ -41,7 +41,6 @@ Tolerant readings where the docs disagree or are silent (written down as require
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,7 +103,7 @@ _MODERATION_WORDS = ("moderation", "content policy", "inappropriate", "nsfw", "s
 def from_settings(base_url: str) -> AimlapiAdapter:
     from motionrelay.settings import provider_secret
 
-    model = os.environ.get(MODEL_ENV, "").strip() or MODEL
+    model = provider_secret(NAME, "MODEL") or MODEL  # MOTIONRELAY_AIMLAPI_MODEL: env, else the secret
     return AimlapiAdapter(api_key=provider_secret(NAME), base_url=base_url, model=model)
 
 

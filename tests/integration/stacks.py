@@ -1,0 +1,25 @@
+"""Starting the integration modules' stacks, and what their functions' IAM policies saw."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from motionrelay_local.stack import LocalStack
+
+FAST = {"poll_interval": 0.5, "sandbox_state_seconds": 0.2}
+_seen_calls: dict[str, set[tuple[str, str]]] = {}
+_policies: dict[str, list] = {}
+
+
+def start_stack(**options: Any) -> Iterator[LocalStack]:
+    """A module's stack: FAST timings unless overridden; its IAM calls are kept for the report."""
+    with LocalStack(port=0, **{**FAST, **options}) as running:
+        yield running
+        for function, calls in running.iam_calls().items():
+            _seen_calls.setdefault(function, set()).update(calls)
+        _policies.update(running.policies())
+
+
+def policies_seen() -> tuple[dict[str, list], dict[str, set[tuple[str, str]]]]:
+    return dict(_policies), {k: set(v) for k, v in _seen_calls.items()}
