@@ -14,7 +14,7 @@ Last line: `RESULT requests_per_job <polling> <callback>` (goal <= 8 and <= 2).
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -33,13 +33,12 @@ def one_job(provider: str, scale: float) -> tuple[int, int, float]:
     from motionrelay_local import demo
     from motionrelay_local.stack import LocalStack
 
-    os.environ["MOTIONRELAY_POLL_TIME_SCALE"] = str(scale)
     state_seconds = JOB_SECONDS * scale / PHASES
-    stack_options = {"poll_interval": 0.2, "sandbox_state_seconds": state_seconds, "routing": provider}
+    stack_options = {"poll_interval": 0.2, "sandbox_state_seconds": state_seconds, "routing": provider,
+                     "environ": {"MOTIONRELAY_POLL_TIME_SCALE": str(scale)},
+                     "extra_env": {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}}
     with LocalStack(port=0, **stack_options) as stack:
-        from motionrelay.providers import get_adapter
-
-        caps = get_adapter(provider).capabilities
+        caps = importlib.import_module(f"motionrelay.providers.{provider}").CAPABILITIES
         request = demo.sample_request(provider)
         request["quality"] = "pro" if "pro" in caps.qualities else "std"
         if not caps.prompt:
@@ -72,8 +71,6 @@ def main() -> None:
     parser.add_argument("--polling", default="vibedream", help="a provider without callbacks")
     parser.add_argument("--callback", default="kie", help="a provider that calls back")
     args = parser.parse_args()
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     polling = one_job(args.polling, args.scale)[0]
     callback = one_job(args.callback, args.scale)[0]
     print(f"RESULT requests_per_job {polling} {callback}")

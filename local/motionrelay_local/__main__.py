@@ -8,14 +8,32 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from motionrelay_local.stack import LocalStack
 
 
 def _sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # one clean shutdown path for Ctrl-C and `kill`
 
 
+def providers_banner(stack: LocalStack) -> str:
+    """Which providers the sandbox simulates and which the caller pointed elsewhere."""
+    lines = []
+    if stack.providers.simulated and stack.sandbox is not None:
+        lines.append(f"simulated providers    {', '.join(stack.providers.simulated)}  "
+                     f"(sandbox {stack.sandbox.root_url})")
+    for name, url in stack.providers.external.items():
+        shown = url or f"(no MOTIONRELAY_{name.upper()}_BASE_URL: the adapter's default)"
+        lines.append(f"{name + ' ->':<23}{shown}")
+    return "".join(line + "\n" for line in lines)
+
+
 def dev(port: int) -> int:
     from motionrelay_cli.config import STATE_FILENAME, remove_local_state, write_local_state
+    from motionrelay_local.faults import ENV_NAME as FAULTS_ENV
+    from motionrelay_local.faults import FaultSpecError
     from motionrelay_local.lambda_runtime import REGION
     from motionrelay_local.stack import REPO_ROOT, LocalStack
     from motionrelay_local.template import TemplateError
@@ -33,8 +51,10 @@ def dev(port: int) -> int:
     ours.setLevel(logging.INFO)
     ours.propagate = False
     try:
-        stack = LocalStack(port=port).start()
-    except (OSError, TemplateError) as exc:
+        # The shell's configuration wins: MOTIONRELAY_ROUTING, MOTIONRELAY_<P>_BASE_URL/_API_KEY,
+        # MOTIONRELAY_PUBLIC_URL, MOTIONRELAY_LOCAL_FAULTS, ...
+        stack = LocalStack(port=port, environ=os.environ).start()
+    except (OSError, TemplateError, FaultSpecError) as exc:
         print(f"motionrelay dev: cannot start: {exc}", file=sys.stderr)
         return 1
     state_file = REPO_ROOT / STATE_FILENAME
@@ -47,7 +67,9 @@ def dev(port: int) -> int:
             f"dev API key            {stack.dev_api_key}  (tenant 'dev')\n"
             f"API docs (Swagger UI)  {stack.api_url}/v1/docs  (OpenAPI: /v1/openapi.json)\n"
             f"moto (DynamoDB/S3/SQS) {stack.moto_url}\n"
-            f"provider sandbox       {stack.sandbox.base_url('kie') if stack.sandbox else '(off)'}\n"
+            f"routing                {stack.routing}\n"
+            f"{providers_banner(stack)}"
+            f"faults                 {stack.faults.describe()}  ({FAULTS_ENV})\n"
             f"CLI state              {state_file.name} (the motionrelay command uses this stack)\n\n"
             f"Try:\n"
             f"  .venv/bin/motionrelay submit samples/character.png samples/motion.mp4 --quality std --wait "

@@ -12,6 +12,7 @@ exit non-zero; they never print a traceback.
 from __future__ import annotations
 
 import base64
+import os
 import shlex
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
+from motionrelay_local.faults import FaultSpecError
 from motionrelay_local.stack import REPO_ROOT, LocalStack
 from motionrelay_local.template import TemplateError
 
@@ -77,10 +79,9 @@ def verify_in_s3(job: dict[str, Any], size: int, stack: LocalStack) -> str:
     # The presigned URL is path-style on moto: /<bucket>/<key>.
     path = unquote(urlsplit(job["output"]["url"]).path).lstrip("/")
     bucket, _, key = path.partition("/")
-    import boto3
     from botocore.exceptions import ClientError
 
-    s3 = boto3.session.Session().client("s3", endpoint_url=stack.moto_url, region_name="us-east-1")
+    s3 = stack.client("s3")
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -147,11 +148,13 @@ def run(provider: str | None = None, timeout: float = 180.0) -> int:
     with log_path.open("w", encoding="utf-8") as log, warnings.catch_warnings():
         # Powertools warns on every invocation that flushes no metric; not the demo's business.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
+        errors = sys.stderr
         sys.stdout = _StackOutput(terminal, log)
+        sys.stderr = _StackOutput(errors, log)  # the functions' own stderr (warnings, tracebacks)
         try:
             code = _run(provider, timeout)
         finally:
-            sys.stdout = terminal
+            sys.stdout, sys.stderr = terminal, errors
     if code:
         print(f"the handlers' logs are in {log_path}", file=sys.stderr)
     return code
@@ -165,7 +168,8 @@ def _run(provider: str | None, timeout: float) -> int:
             if not sample.is_file():
                 raise DemoError(f"sample input {sample} is missing (make samples)")
         print("starting the local stack (moto, provider sandbox, API) ...", flush=True)
-        with LocalStack(port=0, routing=provider or "kie") as stack:
+        # The caller's configuration (MOTIONRELAY_ROUTING, MOTIONRELAY_<P>_BASE_URL, ...) applies.
+        with LocalStack(port=0, routing=provider, environ=os.environ) as stack:
             chosen = provider or stack.routing.split(",")[0]
             # What a person would type against `make dev`; the stack's URL and key come on top.
             command = ["submit", _shown(IMAGE), _shown(VIDEO), *demo_options(chosen),
@@ -191,6 +195,6 @@ def _run(provider: str | None, timeout: float) -> int:
     except cli.CliError as exc:  # the CLI's own errors: the API's `code: message`, a failed job, ...
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
-    except (OSError, TemplateError) as exc:
+    except (OSError, TemplateError, FaultSpecError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
