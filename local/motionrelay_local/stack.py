@@ -136,6 +136,7 @@ class LocalStack:
         extra_env: dict[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
         faults: str | Faults | None = None,
+        prewarm: bool = True,
         name: str = "motionrelay-local",
     ) -> None:
         """
@@ -152,6 +153,8 @@ class LocalStack:
         top of the template's: what a deployer would add by hand.
         environ: the caller's configuration (see the module docstring); None = none.
         faults: a MOTIONRELAY_LOCAL_FAULTS spec (None = the caller's, else none).
+        prewarm: start one environment of every function at start-up (import errors show at
+        once); False starts each on its first invocation.
         """
         self.root = (root or REPO_ROOT).resolve()
         self.template_path = template_path or self.root / "template.yaml"
@@ -175,6 +178,7 @@ class LocalStack:
             self.faults = faults
         else:
             self.faults = Faults.parse(faults if faults is not None else self.environ.get(FAULTS_ENV, ""))
+        self.prewarm = prewarm
         self.name = name
         self.table = ""
         self.bucket = ""
@@ -414,8 +418,8 @@ class LocalStack:
                 pumps.append((name, url, self._functions[spec.logical_id], spec))
         scheduled = self._scheduled(template)
 
-        # Cold starts happen here, in parallel, so import errors surface now.
-        self._load_all()
+        if self.prewarm:  # cold starts here, in parallel, so import errors surface now
+            self._load_all()
 
         serve = threading.Thread(target=self._serve, name="mrlocal-api", daemon=True)
         self._threads.append(serve)

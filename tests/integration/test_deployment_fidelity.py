@@ -93,7 +93,7 @@ def test_the_real_template_passes_the_scenario(stack: LocalStack, removed: str):
 def test_a_template_without_it_fails_the_scenario_with_access_denied(tmp_path: Path, removed: str):
     (old, new), scenario, action, resource = MUTATIONS[removed]
     template = mutated(tmp_path, old, new)
-    with LocalStack(port=0, routing="kie", poll_interval=5.0, sandbox_state_seconds=0.2,
+    with LocalStack(port=0, routing="kie", poll_interval=30.0, sandbox_state_seconds=0.2, prewarm=False,
                     template_path=template, root=REPO_ROOT) as broken, client(broken) as api:
         resp = scenario(api)
         denied = broken.iam_denials()
