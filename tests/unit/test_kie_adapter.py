@@ -162,7 +162,9 @@ def test_header_names_are_case_insensitive():
     assert ADAPTER.verify_callback(headers, b'{"taskId": "task_1"}', time.time()).task_id == "task_1"
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"data": {}}'])
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"data": {}}',
+                                 b"[" * 100_000, b'{"data":' * 100_000],  # too deep: RecursionError
+                         ids=["not-json", "array", "no-task", "deep-arrays", "deep-objects"])
 def test_unusable_bodies_are_rejected(raw):
     with pytest.raises(CallbackRejected):
         ADAPTER.verify_callback(signed_headers(), raw, time.time())

@@ -596,12 +596,17 @@ def test_concurrent_first_uses_and_rotations_agree(aws, monkeypatch):
     assert second.previous == first.secret and webhook_secrets.read("tenant-a") == second
 
 
-def test_logs_never_carry_the_secret_or_the_full_url(aws, receiver, caplog):
+def test_logs_never_carry_the_secret_or_the_full_url(aws, receiver, caplog, monkeypatch):
     import logging
 
     from motionrelay.lifecycle import fail
 
-    caplog.set_level(logging.DEBUG, logger="motionrelay")  # ours, at the most verbose level
+    # Every logger, ours and third parties' (httpx logs each request's full URL at INFO), at the
+    # most verbose level: the HTTP libraries' own WARNING pin lowered too, as a later change might.
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="motionrelay")
+    for name in ("httpx", "httpcore"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     receiver.statuses = [500, 200]
     make_job()
     fail("job_notify0001", "generation_failed", "nope")
@@ -611,7 +616,8 @@ def test_logs_never_carry_the_secret_or_the_full_url(aws, receiver, caplog):
         run_notifier(aws, receive(aws))
     secret = webhook_secrets.read("tenant-a")
     # Every field of every record (message and extra keys), as the JSON formatter would see it.
-    logs = "\n".join(repr(vars(r)) for r in caplog.records if r.name.startswith("motionrelay"))
+    logs = "\n".join(f"{r.getMessage()} {vars(r)!r}" for r in caplog.records)
     assert "notification delivered" in logs and "hooks.client.example" in logs
+    assert "HTTP Request: POST https://hooks.client.example/motionrelay?<redacted>" in logs
     for sensitive in (secret.secret, secret.previous, rotated["secret"], "client-side-token"):
         assert sensitive and sensitive not in logs

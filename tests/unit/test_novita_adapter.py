@@ -257,6 +257,7 @@ def test_callback_names_the_task_without_any_signature():
     json.dumps({"event_type": "ASYNC_TASK_RESULT", "payload": {"task": {}}}).encode(),
     json.dumps({"event_type": "ASYNC_TASK_RESULT", "payload": {"task": {"task_id": " "}}}).encode(),
     json.dumps({"event_type": "ASYNC_TASK_RESULT", "payload": {"task": {"task_id": 7}}}).encode(),
+    b"[" * 100_000, b'{"payload":' * 100_000,  # nested too deep to parse: RecursionError
 ])
 def test_unusable_callbacks_are_rejected(raw):
     with pytest.raises(CallbackRejected):

@@ -83,8 +83,11 @@ def test_submit_request_matches_the_documented_body():
 ], ids=["prompt", "negative-prompt", "pro"])
 def test_submit_refuses_what_pixazo_cannot_honour(change):
     # The gateway refuses these before routing; the adapter must never drop them silently.
-    with pytest.raises(ValueError):
+    # The adapter contract: ProviderError only (final, like Novita's), never a ValueError.
+    with pytest.raises(ProviderError) as caught:
         ADAPTER.build_submit(replace(SPEC, **change))
+    assert (caught.value.provider, caught.value.code, caught.value.retryable) == (
+        "pixazo", "provider_validation_error", False)
 
 
 def test_submit_response_yields_the_request_id():

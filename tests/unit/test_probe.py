@@ -223,3 +223,70 @@ def test_pillow_and_pyav_are_imported_only_by_a_probe():
     env = {**os.environ, "PYTHONPATH": paths, "POWERTOOLS_TRACE_DISABLED": "true",
            "AWS_DEFAULT_REGION": "us-east-1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=60)  # noqa: S603
+
+
+# --------------------------------------------------------------------------- infrastructure errors
+
+
+def _s3_errors():
+    from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+    def client_error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": code},
+                            "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+    return [client_error("SlowDown", 503), client_error("InternalError", 500),
+            client_error("AccessDenied", 403),
+            EndpointConnectionError(endpoint_url="https://s3.amazonaws.com"),
+            ReadTimeoutError(endpoint_url="https://s3.amazonaws.com")]
+
+
+@pytest.mark.parametrize("error", range(5), ids=["throttled", "s3-500", "access-denied", "no-endpoint",
+                                                  "read-timeout"])
+@pytest.mark.parametrize("kind,data,content_type", [
+    ("image", mediagen.image(480, 720), "image/png"),
+    ("image", mediagen.image(640, 400, "JPEG"), "image/jpeg"),
+    ("video", mediagen.video(4), "video/mp4"),
+], ids=["png", "jpeg", "mp4"])
+def test_s3_errors_while_probing_propagate_instead_of_judging_the_media(aws, monkeypatch, kind, data,
+                                                                       content_type, error):
+    """An S3 failure inside the ranged reader is ours (a 500, retried), not `unsupported_media`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from motionrelay import probe
+    from motionrelay.aws import client
+    from motionrelay.errors import MotionRelayError
+
+    stored = stage(f"inputs/t/{kind}", data, content_type)
+    raised = _s3_errors()[error]
+
+    def failing_get_object(**kwargs):
+        raise raised
+
+    monkeypatch.setattr(client("s3"), "get_object", failing_get_object)
+    # Every read happens inside Pillow/PyAV (the atom walk, outside their error handling, is skipped).
+    monkeypatch.setattr(probe, "_atoms_complete", lambda fp, size: True)
+    with pytest.raises((ClientError, BotoCoreError)) as info:
+        probe.probe_stored(kind, stored)
+    assert info.value is raised and not isinstance(info.value, MotionRelayError)
+
+
+def test_an_s3_error_while_probing_is_a_500_not_a_415(aws, kie, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from motionrelay.aws import client
+    from test_api import job_items, post_job, sample_request
+
+    s3 = client("s3")
+    real_get_object = s3.get_object
+
+    def throttled(**kwargs):
+        if kwargs.get("Range"):  # the probe's ranged GETs
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+                               "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+        return real_get_object(**kwargs)
+
+    monkeypatch.setattr(s3, "get_object", throttled)
+    status, body = post_job(sample_request())
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert kie.calls == [] and job_items() == []

@@ -59,6 +59,12 @@ def other_tenant(aws):
     return OTHER_KEY
 
 
+def object_body(key: str) -> bytes:
+    from motionrelay.aws import client
+
+    return client("s3").get_object(Bucket="media", Key=key)["Body"].read()
+
+
 def object_keys(prefix: str = "inputs/") -> list[str]:
     from motionrelay.aws import client
 
@@ -116,7 +122,9 @@ def test_upload_records_are_not_jobs(aws):
     ({"content_type": "image/png", "size_bytes": 100, "name": "a.png"}, 400, "invalid_request", "name"),
     ("{nope", 400, "invalid_request", None),
     ("[1]", 400, "invalid_request", None),
-])
+    ("[" * 100_000, 400, "invalid_request", None),  # RecursionError in json.loads, not a 500
+    ('{"content_type":' * 100_000, 400, "invalid_request", None),
+], ids=lambda value: value[:40] + "..." if isinstance(value, str) and len(value) > 40 else None)
 def test_bad_upload_requests_are_refused(aws, body, status, code, field):
     got_status, response = post_upload(body)
     assert (got_status, response["error"]["code"], response["error"].get("field")) == (status, code, field)
@@ -136,7 +144,7 @@ def test_uploads_need_an_api_key(aws):
 # --------------------------------------------------------------------------- using
 
 
-def test_uploads_are_used_in_a_job_in_place(aws, kie):
+def test_uploads_are_copied_to_the_job_and_the_copy_is_what_the_provider_reads(aws, kie):
     image_id, video_id = uploaded(PNG, "image/png"), uploaded(MP4, "video/mp4")
 
     status, job = post_job(sample_request(image=image_id, video=video_id))
@@ -147,12 +155,60 @@ def test_uploads_are_used_in_a_job_in_place(aws, kie):
     assert job["request"]["video"]["source"] == "upload"
     assert job["request"]["video"]["duration_seconds"] == pytest.approx(4.0, abs=0.1)
     sent = next(iter(kie.tasks.values()))["input"]
-    # The provider reads the uploaded object itself (presigned), no copy is made.
-    assert f"/inputs/uploads/{image_id.split(':')[1]}.png?" in sent["input_urls"][0]
-    assert f"/inputs/uploads/{video_id.split(':')[1]}.mp4?" in sent["video_urls"][0]
-    assert sorted(object_keys()) == sorted(object_keys("inputs/uploads/"))
+    # The provider reads the job's own server-side copy (presigned), not the upload.
+    assert f"/inputs/{job['id']}/image.png?" in sent["input_urls"][0]
+    assert f"/inputs/{job['id']}/video.mp4?" in sent["video_urls"][0]
+    assert sorted(object_keys(f"inputs/{job['id']}/")) == [f"inputs/{job['id']}/image.png",
+                                                            f"inputs/{job['id']}/video.mp4"]
+    assert object_body(f"inputs/{job['id']}/image.png") == PNG
+    assert len(object_keys("inputs/uploads/")) == 2  # the client's uploads are left as they were
     # An upload can serve more than one job while it lasts.
     assert post_job(sample_request(image=image_id))[0] == 202
+
+
+def test_an_upload_replaced_after_the_job_was_made_does_not_change_what_the_provider_gets(aws, kie):
+    """TOCTOU: the presigned PUT stays valid for an hour, so the client can overwrite the upload
+    after it was probed. The provider is given the job's copy, made from the probed version."""
+    import requests
+
+    upload = new_upload("image/png", len(PNG))
+    put(upload, PNG, "image/png")
+    status, job = post_job(sample_request(image=upload["id"]))
+    assert status == 202, job
+
+    swapped = bytes(len(PNG))  # same size, so S3 would take it on the same presigned PUT
+    put(upload, swapped, "image/png")
+    assert object_body(f"inputs/uploads/{upload['id'].split(':')[1]}.png") == swapped
+
+    image_url = next(iter(kie.tasks.values()))["input"]["input_urls"][0]
+    assert requests.get(image_url, timeout=10).content == PNG  # moto serves the presigned GET
+
+
+def test_the_copy_is_conditional_on_the_etag_that_was_checked(aws, kie, monkeypatch):
+    """Replaced between the HEAD and the copy: S3 answers 412 to CopySourceIfMatch (moto does
+    not enforce it, so a spy stands in for S3 here) and the job is refused, nothing written."""
+    from botocore.exceptions import ClientError
+
+    from motionrelay.aws import client
+
+    ref = uploaded(PNG, "image/png")
+    s3 = client("s3")
+    etag = s3.head_object(Bucket="media", Key=f"inputs/uploads/{ref.split(':')[1]}.png")["ETag"]
+    seen = []
+
+    def copy_object(**kwargs):
+        seen.append(kwargs)
+        raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one of the pre-"
+                                     "conditions you specified did not hold"},
+                           "ResponseMetadata": {"HTTPStatusCode": 412}}, "CopyObject")
+
+    monkeypatch.setattr(s3, "copy_object", copy_object)
+    status, body = post_job(sample_request(image=ref))
+
+    assert seen and seen[0]["CopySourceIfMatch"] == etag
+    assert seen[0]["CopySource"] == {"Bucket": "media", "Key": f"inputs/uploads/{ref.split(':')[1]}.png"}
+    assert (status, body["error"]["code"], body["error"]["field"]) == (409, "upload_changed", "image")
+    assert kie.calls == [] and job_items() == []
 
 
 def test_another_tenants_upload_is_exactly_like_an_unknown_one(aws, kie, other_tenant):

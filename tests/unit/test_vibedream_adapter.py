@@ -84,8 +84,11 @@ def test_optional_texts_are_left_out_and_sound_can_be_dropped():
 
 
 def test_standard_quality_is_refused():
-    with pytest.raises(ValueError, match="pro"):
+    # The adapter contract: ProviderError only (final, like Novita's), never a ValueError.
+    with pytest.raises(ProviderError, match="pro") as caught:
         ADAPTER.build_submit(replace(SPEC, quality="std"))
+    assert (caught.value.provider, caught.value.code, caught.value.retryable) == (
+        "vibedream", "provider_validation_error", False)
 
 
 SUBMIT_BODY = {"id": PID, "status": "processing", "statusUrl": f"{BASE}/api/v1/predictions/{PID}",

@@ -113,6 +113,20 @@ def test_forged_callbacks_are_refused_and_change_nothing(aws, kie, placed_job, k
     assert queued_messages(aws["transfer_queue_url"]) == []
 
 
+@pytest.mark.parametrize("raw", ["not json", "[" * 100_000], ids=["malformed", "nested-100k-deep"])
+def test_an_unparseable_callback_body_is_refused_like_a_malformed_one(aws, kie, placed_job, raw):
+    kie.state = "success"
+    before = stored(placed_job["id"])
+    calls_before = len(kie.calls)
+    event = callback_event(placed_job, kie)
+    event["body"] = raw
+
+    status, body = deliver(event)
+
+    assert (status, body["error"]["code"]) == (401, "unauthorized")  # not a 500
+    assert stored(placed_job["id"]).updated_at == before.updated_at and len(kie.calls) == calls_before
+
+
 def test_without_hmac_key_the_url_token_is_required(aws, kie, placed_job, monkeypatch):
     from motionrelay.providers import reset_adapters
 

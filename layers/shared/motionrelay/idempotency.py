@@ -64,7 +64,7 @@ def body_sha256(raw_body: str | bytes | None) -> str:
     """Hash of the body as JSON with sorted keys, so key order and spacing do not matter."""
     try:
         canonical = json.dumps(json.loads(raw_body or "null"), sort_keys=True, separators=(",", ":"))
-    except ValueError:  # not JSON (or not UTF-8): the bytes as they are; never raises
+    except (ValueError, RecursionError):  # not JSON (not UTF-8, too deep): the bytes as they are
         return hashlib.sha256(raw_body if isinstance(raw_body, bytes) else str(raw_body).encode()).hexdigest()
     return hashlib.sha256(canonical.encode()).hexdigest()
 

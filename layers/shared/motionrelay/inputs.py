@@ -2,8 +2,12 @@
 
 Providers get presigned GET URLs of the staged copies: a client's URL may expire or change
 before the provider reads it, and data URIs are not accepted by every provider. An
-`upload:<id>` (POST /v1/uploads) is already in the input prefix and is used in place.
-Every form ends as an S3 object that `motionrelay.probe` then reads by range.
+`upload:<id>` (POST /v1/uploads) is copied too, server-side (S3 CopyObject, conditional on
+the ETag that was checked), to the job's own key: its presigned PUT stays valid for an hour,
+so the upload itself could be replaced after the probe. Every form ends as an S3 object of
+the job's that `motionrelay.probe` then reads by range and the provider is given.
+A URL is fetched within a wall-clock budget (`stage_input(deadline=...)`), not only a
+per-read timeout: a server dripping bytes cannot hold the request past it.
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from typing import Any
 
-from motionrelay.errors import InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
+from motionrelay.errors import Conflict, InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
 from motionrelay.media import IMAGE_TYPES, VIDEO_TYPES, extension, require_kind
 from motionrelay.resources import INPUT_PREFIX
 from motionrelay.storage import StoredObject, put_bytes, stream_upload
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,", re.I)
-FETCH_TIMEOUT_SECONDS = 20.0
+FETCH_TIMEOUT_SECONDS = 20.0  # per read (connect: 10 s)
+STAGE_BUDGET_SECONDS = 20.0  # in all, for one input, when the caller gives no deadline
 
 
 class OverCap(InputTooLarge):
@@ -32,37 +38,37 @@ class OverCap(InputTooLarge):
 
 
 def stage_input(job_id: str, kind: str, value: str, *, max_bytes: int, allow_loopback: bool,
-                client: Any = None, tenant_id: str | None = None) -> tuple[StoredObject, dict[str, Any]]:
-    """Store one input under the job's input prefix (an upload is already in the input
-    prefix and is used in place). Returns the object and the normalised, blob-free
-    description kept on the job. Raises OverCap past `max_bytes`."""
+                client: Any = None, tenant_id: str | None = None,
+                deadline: float | None = None) -> tuple[StoredObject, dict[str, Any]]:
+    """Store one input under the job's input prefix (an upload is copied there). Returns the
+    object and the normalised, blob-free description kept on the job. Raises OverCap past
+    `max_bytes`. `deadline` (a `time.monotonic()` value; default STAGE_BUDGET_SECONDS from
+    now) bounds a URL fetch in all: past it the fetch is dropped with `input_unreachable`."""
     field = kind
+    if deadline is None:
+        deadline = time.monotonic() + STAGE_BUDGET_SECONDS
     if value.startswith("data:"):
         stored = _stage_data_uri(job_id, kind, value, max_bytes=max_bytes)
         source: dict[str, Any] = {"source": "data_uri"}
     elif value.startswith(("https://", "http://")):
         stored = _stage_url(job_id, kind, value, max_bytes=max_bytes, allow_loopback=allow_loopback,
-                            client=client)
+                            client=client, deadline=deadline)
         source = {"source": "url", "url": value}
     elif value.startswith("upload:"):
-        stored = _use_upload(kind, value, tenant_id=tenant_id or "", max_bytes=max_bytes)
+        stored = _use_upload(job_id, kind, value, tenant_id=tenant_id or "", max_bytes=max_bytes)
         source = {"source": "upload", "upload_id": value}
     else:
         raise InvalidRequest(f"'{field}' must be an https:// URL, a data: URI or an upload:<id>.",
                              field=field)
     source.update(content_type=stored.content_type, size_bytes=stored.size_bytes)
-    if stored.sha256:  # not known for uploads, which are never read whole
+    if stored.sha256:  # not known for uploads, which are copied server-side, never read whole
         source["sha256"] = stored.sha256
     return stored, source
 
 
-def is_upload(value: str) -> bool:
-    return value.startswith("upload:")
-
-
 def discard(stored: list[StoredObject]) -> None:
     """Delete inputs staged for a refused request (best effort: the lifecycle rule is the
-    backstop). Uploads are the client's and are never passed here."""
+    backstop). Only the job's own staged objects are passed here, never a client's upload."""
     from motionrelay.observability import logger
     from motionrelay.storage import delete
 
@@ -101,15 +107,19 @@ def _stage_data_uri(job_id: str, kind: str, value: str, *, max_bytes: int) -> St
 
 
 def _stage_url(job_id: str, kind: str, url: str, *, max_bytes: int, allow_loopback: bool,
-               client: Any = None) -> StoredObject:
+               client: Any = None, deadline: float) -> StoredObject:
     import httpx
 
-    from motionrelay.netguard import guarded_client
+    from motionrelay.netguard import FetchTooSlow, guarded_client
 
     own_client = client is None
     client = client or guarded_client(allow_loopback=allow_loopback, timeout=FETCH_TIMEOUT_SECONDS)
     try:
-        return _copy_response(job_id, kind, url, client, max_bytes=max_bytes, allow_loopback=allow_loopback)
+        return _copy_response(job_id, kind, url, client, max_bytes=max_bytes, allow_loopback=allow_loopback,
+                              deadline=deadline)
+    except FetchTooSlow as exc:
+        raise InputUnreachable(f"'{kind}' took too long to fetch (more than {exc.seconds:.3g} s in all); "
+                               "serve it faster, or upload it with POST /v1/uploads.", field=kind) from exc
     except httpx.HTTPError as exc:  # the body broke off or stalled after the headers arrived
         raise InputUnreachable(f"'{kind}' URL could not be read to the end ({type(exc).__name__}).",
                                field=kind) from exc
@@ -119,10 +129,10 @@ def _stage_url(job_id: str, kind: str, url: str, *, max_bytes: int, allow_loopba
 
 
 def _copy_response(job_id: str, kind: str, url: str, client: Any, *, max_bytes: int,
-                   allow_loopback: bool) -> StoredObject:
+                   allow_loopback: bool, deadline: float) -> StoredObject:
     from motionrelay.netguard import open_stream
 
-    with open_stream(client, url, allow_loopback=allow_loopback, field=kind) as response:
+    with open_stream(client, url, allow_loopback=allow_loopback, field=kind, deadline=deadline) as response:
         if response.status_code != 200:
             raise InputUnreachable(f"'{kind}' URL answered HTTP {response.status_code}.", field=kind)
         declared_length = response.headers.get("content-length")
@@ -144,10 +154,13 @@ def _copy_response(job_id: str, kind: str, url: str, client: Any, *, max_bytes: 
             raise OverCap(kind, max_bytes) from exc
 
 
-def _use_upload(kind: str, ref: str, *, tenant_id: str, max_bytes: int) -> StoredObject:
-    """An `upload:<id>` of this tenant, completed, within its declared size and the cap."""
-    from motionrelay.aws import client
-    from motionrelay.storage import bucket, head
+def _use_upload(job_id: str, kind: str, ref: str, *, tenant_id: str, max_bytes: int) -> StoredObject:
+    """An `upload:<id>` of this tenant, completed, within its declared size and the cap, copied
+    to the job's own input key. The copy is conditional on the ETag the checks were made on,
+    and everything after (sniff, probe, the provider's presigned GET) reads the copy: the
+    client's presigned PUT stays valid for an hour, and replacing the upload later must not
+    change what the job was validated on or what the provider is given."""
+    from motionrelay.storage import head
     from motionrelay.uploads import resolve_upload
 
     upload = resolve_upload(tenant_id, ref, field=kind)
@@ -165,13 +178,48 @@ def _use_upload(kind: str, ref: str, *, tenant_id: str, max_bytes: int) -> Store
                             field=kind)
     if size > max_bytes:
         raise OverCap(kind, max_bytes)
-    first = b""
-    if size:
-        first = client("s3").get_object(Bucket=bucket(), Key=upload.key, Range="bytes=0-63")["Body"].read()
-    content_type = require_kind(first, kind, kind)
-    if content_type != upload.content_type:
-        # The object is served to providers with the declared Content-Type: it must be true.
-        raise UnsupportedMedia(f"'{kind}': the upload was declared as {upload.content_type} but the file "
-                               f"is {content_type}; create a new upload with the right content_type.",
-                               field=kind)
-    return StoredObject(upload.key, size, "", content_type)
+    key = _key(job_id, kind, upload.content_type)
+    _copy_upload(upload.key, key, etag=meta["ETag"], content_type=upload.content_type, kind=kind)
+    try:
+        first = _first_bytes(key) if size else b""
+        content_type = require_kind(first, kind, kind)
+        if content_type != upload.content_type:
+            # The object is served to providers with the declared Content-Type: it must be true.
+            raise UnsupportedMedia(f"'{kind}': the upload was declared as {upload.content_type} but the "
+                                   f"file is {content_type}; create a new upload with the right "
+                                   "content_type.", field=kind)
+    except BaseException:
+        discard([StoredObject(key, size, "", upload.content_type)])
+        raise
+    return StoredObject(key, size, "", content_type)
+
+
+def _copy_upload(source_key: str, key: str, *, etag: str, content_type: str, kind: str) -> None:
+    """S3 CopyObject of the upload, only if it is still the object that was HEADed (needs
+    s3:GetObject on the source and s3:PutObject on `key`, both under inputs/)."""
+    from botocore.exceptions import ClientError
+
+    from motionrelay.aws import client
+    from motionrelay.storage import bucket
+
+    try:
+        client("s3").copy_object(
+            Bucket=bucket(), Key=key, CopySource={"Bucket": bucket(), "Key": source_key},
+            CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=content_type)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if error.get("Code") in {"PreconditionFailed", "412"} or status == 412:
+            raise Conflict(f"'{kind}': the upload was replaced while this job was being created; "
+                           "submit the job again.", code="upload_changed", field=kind) from exc
+        if error.get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            raise InputUnreachable(f"'{kind}': the upload is gone (deleted or expired); create a new "
+                                   "one with POST /v1/uploads.", field=kind) from exc
+        raise
+
+
+def _first_bytes(key: str, count: int = 64) -> bytes:
+    from motionrelay.aws import client
+    from motionrelay.storage import bucket
+
+    return client("s3").get_object(Bucket=bucket(), Key=key, Range=f"bytes=0-{count - 1}")["Body"].read()

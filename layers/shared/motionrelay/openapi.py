@@ -40,7 +40,7 @@ ERRORS: dict[int, str] = {
     401: "Missing, unknown or revoked API key (unauthorized).",
     404: "No such job for this API key; another tenant's job looks exactly the same (not_found).",
     409: "Conflicts with the current state (job_finished, idempotency_conflict, idempotency_in_progress, "
-         "rotation_in_progress).",
+         "rotation_in_progress, upload_changed).",
     413: "An input, or a declared upload size, is larger than any enabled provider accepts "
          "(input_too_large).",
     415: "An input is not a JPEG/PNG image or an MP4/MOV video, or not what it claims (unsupported_media).",

@@ -8,6 +8,8 @@ over `mdat` to a `moov` at the end if need be, and reads a few packets of stream
 Pillow and PyAV are imported only here, and only when a probe runs (cold starts).
 The universal limits (size, duration, pixels, aspect ratio) are checked in
 `motionrelay.validation`; this module only states facts or says the bytes are unreadable.
+An S3 error while reading (botocore ClientError/BotoCoreError, throttling) is not a fact about
+the bytes: it propagates as it is (a 500 the client may retry), never as `unsupported_media`.
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ def probe_image(fp: Any, size_bytes: int, *, field: str = "image") -> MediaFacts
     except ProbeBudgetExceeded:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad input
+        _reraise_infrastructure(exc)
         raise UnsupportedMedia(f"'{field}' is not a readable PNG or JPEG image (damaged or truncated); "
                                "send a valid PNG or JPEG.", field=field) from exc
     return MediaFacts(kind="image", format=_IMAGE_FORMATS[fmt], width=width, height=height,
@@ -207,6 +210,7 @@ def probe_video(fp: Any, size_bytes: int, content_type: str, *, field: str = "vi
     except (UnsupportedMedia, ProbeBudgetExceeded):
         raise
     except Exception as exc:  # noqa: BLE001 - FFmpeg errors, and whatever a damaged file causes
+        _reraise_infrastructure(exc)
         raise UnsupportedMedia(f"'{field}' is not a readable MP4 or MOV video (damaged or truncated); "
                                "send a valid MP4 or MOV.", field=field) from exc
     if not width or not height or duration is None:
@@ -214,6 +218,22 @@ def probe_video(fp: Any, size_bytes: int, content_type: str, *, field: str = "vi
                                "standard MP4.", field=field)
     return MediaFacts(kind="video", format=_VIDEO_FORMATS[content_type], width=width, height=height,
                       size_bytes=size_bytes, duration=duration, has_audio=has_audio)
+
+
+def _reraise_infrastructure(exc: Exception) -> None:
+    """Raise `exc` again if it is not about the bytes but about reading them: S3 (botocore)
+    errors from the ranged reader, throttling included, are ours to retry (a 500), never a
+    verdict on the client's media. Pillow and PyAV pass a reader's exception through as it was
+    raised; one they wrap is found by its cause/context chain."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return
+        if isinstance(seen, (BotoCoreError, ClientError)):
+            raise exc
+        seen = seen.__cause__ or seen.__context__
 
 
 def _atoms_complete(fp: Any, size: int, max_atoms: int = 1000) -> bool:

@@ -19,6 +19,11 @@ from motionrelay.settings import get_settings
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum part is 5 MiB
 
 
+class EmptyContent(UnsupportedMedia):
+    """`stream_upload` got no bytes at all. Still `unsupported_media` for an input; the
+    transfer tells it apart, since an empty provider output is final, not worth a retry."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -84,7 +89,7 @@ def stream_upload(
             if len(buffer) >= part_size:
                 flush()
         if resolved_type is None:
-            raise UnsupportedMedia("The content is empty.", field=field)
+            raise EmptyContent("The content is empty.", field=field)
         if upload_id is None:
             # Small object: one PUT, no multipart bookkeeping.
             s3.put_object(Bucket=bucket(), Key=key, Body=bytes(buffer), ContentType=resolved_type)

@@ -101,7 +101,7 @@ def parse_upload_request(raw_body: str | bytes | None) -> tuple[str, int]:
     """`{content_type, size_bytes}` -> (content_type, size_bytes); the size cap is checked later."""
     try:
         body = json.loads(raw_body or "")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[..."
         raise InvalidRequest("The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object: {content_type, size_bytes}.")

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from motionrelay.errors import InvalidRequest, ProviderCannotServe
+from motionrelay.errors import ForbiddenUrl, InvalidRequest, ProviderCannotServe
 from motionrelay.settings import PROVIDERS
 
 if TYPE_CHECKING:
@@ -64,12 +64,35 @@ def _choice(body: dict, name: str, choices: tuple[str, ...], default: str | None
     return value
 
 
+def _check_webhook_url(url: str) -> None:
+    """Refuse now what delivery would refuse for sure: a URL the SSRF guard cannot fetch, or
+    whose host is a literal non-public address in any spelling getaddrinfo reads (decimal,
+    hex, octal IPv4; IPv4-mapped, NAT64, 6to4 IPv6...), judged by the guard's own rules
+    (loopback only in the local stack). Names are not resolved here: their DNS may change,
+    and the guard at delivery checks the addresses they resolve to then."""
+    from motionrelay import netguard
+    from motionrelay.settings import get_settings
+
+    if not url.startswith("https://"):
+        raise InvalidRequest("'webhook_url' must be an https:// URL.", field="webhook_url")
+    allow_loopback = get_settings().allow_loopback
+    host = netguard.check_url(url, allow_loopback=allow_loopback, field="webhook_url").host
+    address = netguard.literal_address(host)
+    if address is not None and not netguard.address_allowed(address, allow_loopback=allow_loopback):
+        raise ForbiddenUrl(f"'webhook_url' names a non-public address ({address}); notifications are only "
+                           "sent to public hosts. Use a public https:// URL.", field="webhook_url")
+    name = host.lower().rstrip(".")
+    if (name == "localhost" or name.endswith(".localhost")) and not allow_loopback:
+        raise ForbiddenUrl("'webhook_url' names localhost; notifications are only sent to public hosts. "
+                           "Use a public https:// URL.", field="webhook_url")
+
+
 def parse_job_request(raw_body: str | bytes | None) -> JobRequest:
     if not raw_body:
         raise InvalidRequest("The request body must be a JSON object.")
     try:
         body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: "[[[[..."
         raise InvalidRequest("The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
@@ -89,8 +112,8 @@ def parse_job_request(raw_body: str | bytes | None) -> JobRequest:
         raise InvalidRequest(f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON.",
                              field="metadata")
     webhook_url = _string(body, "webhook_url", max_len=2048)
-    if webhook_url is not None and not webhook_url.startswith("https://"):
-        raise InvalidRequest("'webhook_url' must be an https:// URL.", field="webhook_url")
+    if webhook_url is not None:
+        _check_webhook_url(webhook_url)
 
     prompt = _string(body, "prompt", max_len=MAX_PROMPT_CHARS)
     negative_prompt = _string(body, "negative_prompt", max_len=MAX_PROMPT_CHARS)

@@ -180,7 +180,7 @@ class KieAdapter:
     def verify_callback(self, headers: Mapping[str, str], raw_body: bytes, now: float) -> CallbackHint:
         try:
             body = json.loads(raw_body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep to parse
             raise CallbackRejected("callback body is not JSON") from exc
         task_id = _callback_task_id(body)
         if not task_id:
@@ -211,7 +211,7 @@ class KieAdapter:
     def _envelope_data(self, response: httpx.Response, status_call: bool = False) -> Any:
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         code = _int(body.get("code")) if isinstance(body, dict) else None
         if response.is_success and (code is None or code == 200):
@@ -245,7 +245,7 @@ def _result_urls(result_json: Any) -> list[str]:
     if isinstance(result_json, str) and result_json.strip():
         try:
             result_json = json.loads(result_json)
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
     if isinstance(result_json, dict):
         urls = result_json.get("resultUrls") or []

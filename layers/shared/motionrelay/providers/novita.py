@@ -228,7 +228,7 @@ class NovitaAdapter:
     def verify_callback(self, headers: Mapping[str, str], raw_body: bytes, now: float) -> CallbackHint:
         try:
             body = json.loads(raw_body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep to parse
             raise CallbackRejected("callback body is not JSON") from exc
         if not isinstance(body, dict):
             raise CallbackRejected("callback body is not a JSON object")

@@ -117,9 +117,11 @@ class PixazoAdapter:
     def build_submit(self, spec: SubmitSpec) -> httpx.Request:
         # Validation already refuses these for Pixazo; never drop a caller's input silently.
         if spec.prompt or spec.negative_prompt:
-            raise ValueError("Pixazo has no prompt or negative_prompt field")
+            raise ProviderError(NAME, "provider_validation_error",
+                                "Pixazo has no prompt or negative_prompt field", retryable=False)
         if spec.quality not in CAPABILITIES.qualities:
-            raise ValueError(f"Pixazo only offers quality 'std', not {spec.quality!r}")
+            raise ProviderError(NAME, "provider_validation_error",
+                                f"Pixazo only offers quality 'std', not {spec.quality!r}", retryable=False)
         body = {
             "image_url": spec.image_url,
             "video_url": spec.video_url,

@@ -109,7 +109,9 @@ class VibeDreamAdapter:
     # --- submit -------------------------------------------------------------------------
     def build_submit(self, spec: SubmitSpec) -> httpx.Request:
         if spec.quality not in CAPABILITIES.qualities:
-            raise ValueError(f"VibeDream only offers quality 'pro', not {spec.quality!r}")
+            # Only the Pro model exists; never pay for a tier the caller did not ask for.
+            raise ProviderError(NAME, "provider_validation_error",
+                                f"VibeDream only offers quality 'pro', not {spec.quality!r}", retryable=False)
         body: dict[str, Any] = {
             "image": spec.image_url,
             "video": spec.video_url,
