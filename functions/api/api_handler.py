@@ -7,11 +7,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from motionrelay.apikeys import Principal, authenticate
 from motionrelay.http_api import callback_base, json_response, register_error_handlers, request_body
-from motionrelay.idempotency import create_idempotently, register_lambda_context
+from motionrelay.idempotency import body_sha256, create_idempotently, register_lambda_context
 from motionrelay.jobs import DEFAULT_PAGE, MAX_PAGE, STATUSES, cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
 from motionrelay.openapi import header, openapi_response, operation, query, swagger_response
-from motionrelay.submission import create_job
+from motionrelay.submission import create_job, idempotent_job_id
 from motionrelay.uploads import create_upload, parse_upload_request
 from motionrelay.validation import parse_job_request
 from motionrelay.webhook_secrets import get_or_create as webhook_secret
@@ -47,12 +47,18 @@ def post_job():
     body = request_body(event)
     request = parse_job_request(body)
     created: list = []
+    key = event.headers.get("idempotency-key")
 
     def create() -> str:
-        created.append(create_job(principal, request, callback_base=callback_base(event)))
+        # The time this invocation has left bounds staging and placement; an Idempotency-Key
+        # also fixes the job id, so a retry after any crash finds the job it made.
+        created.append(create_job(
+            principal, request, callback_base=callback_base(event),
+            remaining_ms=getattr(app.lambda_context, "get_remaining_time_in_millis", None),
+            job_id=None if key is None else idempotent_job_id(principal.tenant_id, key),
+            body_sha256=None if key is None else body_sha256(body)))
         return created[0].id
 
-    key = event.headers.get("idempotency-key")
     if key is None:
         job_id = create()
     else:

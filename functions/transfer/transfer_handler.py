@@ -13,9 +13,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @tracer.capture_method(capture_response=False)
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     job_id = json.loads(record.body)["job_id"]
-    outcome = transfer_job(job_id)  # TransferRetry propagates: the message is retried
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    outcome = transfer_job(job_id, remaining_ms=remaining)  # TransferRetry propagates: retried
     logger.info("transfer handled", extra={"job_id": job_id, "outcome": outcome})
     return outcome
 

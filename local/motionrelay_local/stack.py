@@ -84,7 +84,7 @@ JOIN_TIMEOUT = 10.0
 PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
 LOCAL_MAX_CONCURRENCY = 10  # per function: Lambda's account pool, scaled to a laptop
 SQS_POLLERS = 3  # concurrent batches per queue (Lambda's event source mapping starts with 5)
-MIN_POLLER_BUDGET = 3.0  # the poller keeps a 1.5 s margin and needs 1 s per request
+MIN_POLLER_BUDGET = 4.0  # the poller keeps a 1.5 s margin; a submit needs 2 s of what is left
 # What the local stack adds to every function's template environment, and nothing else:
 # AWS_ENDPOINT_URL stands for AWS itself; the other two are the local stack's own knobs.
 LOCAL_ONLY_VARIABLES = ("AWS_ENDPOINT_URL", "MOTIONRELAY_LOCAL", "MOTIONRELAY_POLL_TIME_SCALE",
@@ -137,6 +137,7 @@ class LocalStack:
         environ: Mapping[str, str] | None = None,
         faults: str | Faults | None = None,
         prewarm: bool = True,
+        timeouts: dict[str, int] | None = None,
         name: str = "motionrelay-local",
     ) -> None:
         """
@@ -155,6 +156,8 @@ class LocalStack:
         faults: a MOTIONRELAY_LOCAL_FAULTS spec (None = the caller's, else none).
         prewarm: start one environment of every function at start-up (import errors show at
         once); False starts each on its first invocation.
+        timeouts: function logical id -> Timeout in seconds instead of the template's (a test
+        knob, like poll_interval: e.g. a 20 s transfer so a crashed copy is retried soon).
         """
         self.root = (root or REPO_ROOT).resolve()
         self.template_path = template_path or self.root / "template.yaml"
@@ -179,6 +182,7 @@ class LocalStack:
         else:
             self.faults = Faults.parse(faults if faults is not None else self.environ.get(FAULTS_ENV, ""))
         self.prewarm = prewarm
+        self.timeouts = dict(timeouts or {})
         self.name = name
         self.table = ""
         self.bucket = ""
@@ -513,8 +517,12 @@ class LocalStack:
 
     def _add_function(self, template: SamTemplate, spec: FunctionSpec, resolver: Any,
                       layer_dirs: dict[str, str], secret_arns: dict[str, str]) -> None:
+        import dataclasses
+
         from motionrelay_local.iam import Statement
 
+        if spec.logical_id in self.timeouts:
+            spec = dataclasses.replace(spec, timeout=int(self.timeouts[spec.logical_id]))
         env = function_environment(template, spec, resolver)
         role = f"{self.name}-{spec.logical_id}Role"
         log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{secrets.token_hex(16)}"

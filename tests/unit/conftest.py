@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,10 +63,19 @@ class FakeKie:
     tasks: dict = field(default_factory=dict)
     video_bytes: bytes = b""
     output_content_type: str = "video/mp4"
+    # A submit's other endings: an exception to raise (after the request "left") or a response.
+    raise_on_submit: Any = None
+    before_submit: Any = None  # called first (a test can hold a submit in flight)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.calls.append((request.method, path))
+        if path == "/api/v1/jobs/createTask" and self.before_submit is not None:
+            self.before_submit()
+        if path == "/api/v1/jobs/createTask" and self.raise_on_submit is not None:
+            if isinstance(self.raise_on_submit, httpx.Response):
+                return self.raise_on_submit
+            raise self.raise_on_submit
         if path == "/r/out.mp4":
             return httpx.Response(200, content=self.video_bytes,
                                   headers={"content-type": self.output_content_type})
@@ -101,6 +111,12 @@ class FakeKie:
 
     def submits(self) -> int:
         return sum(1 for _, p in self.calls if p.endswith("/createTask"))
+
+    def accepted(self) -> int:
+        return len(self.tasks)
+
+    def status_calls(self) -> int:
+        return sum(1 for _, p in self.calls if p.endswith("/recordInfo"))
 
 
 @pytest.fixture
@@ -178,3 +194,45 @@ def queued_messages(queue_url: str) -> list[dict]:
         if not new:
             return messages
         messages.extend(new)
+
+
+AIMLAPI_URL = "https://api.aimlapi.example"
+
+
+class FakeAimlapi:
+    """AI/ML API's documented create endpoint (providers.md section 2)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.submits = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer aiml-test-key"
+        if request.url.path == "/v2/video/generations" and request.method == "POST":
+            self.submits += 1
+            if self.status != 200:
+                return httpx.Response(self.status, json={"message": "unavailable", "statusCode": self.status})
+            return httpx.Response(200, json={"id": f"gen-{self.submits}", "status": "queued"})
+        generation = request.url.params.get("generation_id")
+        return httpx.Response(200, json={"id": generation, "status": "generating"})
+
+
+@pytest.fixture
+def providers(aws, kie, monkeypatch):
+    """Routing `kie,aimlapi`, both faked on one transport that dispatches by host."""
+    aiml = FakeAimlapi()
+    from motionrelay.settings import reset_settings
+
+    monkeypatch.setenv("MOTIONRELAY_ROUTING", "kie,aimlapi")
+    monkeypatch.setenv("MOTIONRELAY_AIMLAPI_API_KEY", "aiml-test-key")
+    monkeypatch.setenv("MOTIONRELAY_AIMLAPI_BASE_URL", AIMLAPI_URL)
+    reset_settings()
+
+    def route(request: httpx.Request) -> httpx.Response:
+        return aiml.handle(request) if request.url.host == "api.aimlapi.example" else kie.handler(request)
+
+    def client(timeout: float) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(route))
+
+    monkeypatch.setattr("motionrelay.submission.provider_client", client)
+    return kie, aiml

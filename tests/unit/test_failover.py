@@ -7,54 +7,11 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
-import pytest
-
 from conftest import FakeContext
 from motionrelay import cooldown, poller
 from motionrelay.models import Phase
-from motionrelay.settings import reset_settings
 from motionrelay.store import JobStore
 from test_api import post_job, sample_request
-
-AIMLAPI_URL = "https://api.aimlapi.example"
-
-
-class FakeAimlapi:
-    """AI/ML API's documented create endpoint (providers.md section 2)."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.submits = 0
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        assert request.headers["authorization"] == "Bearer aiml-test-key"
-        if request.url.path == "/v2/video/generations" and request.method == "POST":
-            self.submits += 1
-            if self.status != 200:
-                return httpx.Response(self.status, json={"message": "unavailable", "statusCode": self.status})
-            return httpx.Response(200, json={"id": f"gen-{self.submits}", "status": "queued"})
-        generation = request.url.params.get("generation_id")
-        return httpx.Response(200, json={"id": generation, "status": "generating"})
-
-
-@pytest.fixture
-def providers(aws, kie, monkeypatch):
-    """Routing `kie,aimlapi`, both faked on one transport that dispatches by host."""
-    aiml = FakeAimlapi()
-    monkeypatch.setenv("MOTIONRELAY_ROUTING", "kie,aimlapi")
-    monkeypatch.setenv("MOTIONRELAY_AIMLAPI_API_KEY", "aiml-test-key")
-    monkeypatch.setenv("MOTIONRELAY_AIMLAPI_BASE_URL", AIMLAPI_URL)
-    reset_settings()
-
-    def route(request: httpx.Request) -> httpx.Response:
-        return aiml.handle(request) if request.url.host == "api.aimlapi.example" else kie.handler(request)
-
-    def client(timeout: float) -> httpx.Client:
-        return httpx.Client(transport=httpx.MockTransport(route))
-
-    monkeypatch.setattr("motionrelay.submission.provider_client", client)
-    return kie, aiml
 
 
 def outcomes(job: dict) -> list[tuple[str | None, str]]:
@@ -99,13 +56,13 @@ def test_all_providers_down_keeps_the_job_until_one_recovers(providers):
     assert store.get(job["id"]).phase is Phase.PENDING
 
     # Still down, and cooling down: the poller's retry records it and keeps the job.
-    poller.run(FakeContext(3_000).get_remaining_time_in_millis, now=lambda: time.time() + 20)
+    poller.run(FakeContext(5_000).get_remaining_time_in_millis, now=lambda: time.time() + 20)
     assert store.get(job["id"]).phase is Phase.PENDING
 
     # AI/ML API recovers and its cooldown has run out: the poller places the job there.
     aiml.status = 200
     cooldown.clear("aimlapi")
-    poller.run(FakeContext(3_000).get_remaining_time_in_millis, now=lambda: time.time() + 400)
+    poller.run(FakeContext(5_000).get_remaining_time_in_millis, now=lambda: time.time() + 400)
     placed = store.get(job["id"])
     assert placed.phase is Phase.QUEUED and placed.provider == "aimlapi"
     assert placed.attempts[-1]["outcome"] == "submitted"

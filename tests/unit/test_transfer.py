@@ -94,6 +94,25 @@ def test_non_video_output_fails_the_job(aws, kie_cdn, transferring_job, content_
     assert output_objects() == []
 
 
+@pytest.mark.parametrize("content_type", ["video/mp4", "application/octet-stream", ""])
+def test_an_empty_output_fails_the_job_at_once(aws, kie_cdn, transferring_job, content_type):
+    """0 bytes is final, not a transient fault: no retries, no re-enqueue until the deadline."""
+    kie_cdn.output_content_type, kie_cdn.video_bytes = content_type, b""
+
+    result = transfer_handler.lambda_handler(sqs_event(transferring_job["id"]), FakeContext())
+
+    assert result == {"batchItemFailures": []}  # the message is settled, not retried
+    job = get_job(transferring_job["id"])[1]
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_output"
+    assert job["error"]["message"] == "The provider returned an empty file."
+    assert cdn_downloads(kie_cdn) == 1 and output_objects() == []
+    # A duplicate delivery of the message does nothing more.
+    assert transfer_handler.lambda_handler(sqs_event(transferring_job["id"]), FakeContext()) == {
+        "batchItemFailures": []}
+    assert cdn_downloads(kie_cdn) == 1
+
+
 def test_canceled_or_finished_jobs_are_skipped(aws, kie_cdn):
     _, job = post_job(sample_request())  # queued, never succeeded at the provider
     assert transfer_handler.lambda_handler(sqs_event(job["id"]), FakeContext()) == {"batchItemFailures": []}

@@ -147,7 +147,10 @@ class Attempt(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     provider: Provider | None
-    outcome: str = Field(description="e.g. submitted, skipped, cooldown, retryable_error, rejected, "
+    outcome: str = Field(description="submitted, skipped, cooldown, retryable_error (refused: nothing "
+                                     "was accepted), rejected (final), ambiguous (sent without a definite "
+                                     "answer: the provider may have accepted, and charged for, it), surplus "
+                                     "(accepted after the placement had ended: not collected), deferred, "
                                      "no_provider_available.")
     at: datetime
     reason: str | None = None

@@ -10,8 +10,9 @@ from typing import Any
 
 from motionrelay.apikeys import Principal
 from motionrelay.errors import Conflict, InvalidRequest, NotFound
+from motionrelay.lifecycle import terminal_schedule
 from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
-from motionrelay.notify import enqueue as enqueue_notification
+from motionrelay.notify import settle as settle_notification
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
 from motionrelay.store import ConditionFailed, JobStore
@@ -50,8 +51,9 @@ def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None)
     try:
         canceled = store.update(
             job_id, from_phases=ACTIVE,
-            set_values={"phase": Phase.CANCELED.value, "completed_at": iso(utc_now())},
-            remove=("due_shard", "next_poll_at", "output_source_url"),
+            set_values={"phase": Phase.CANCELED.value, "completed_at": iso(utc_now()),
+                        **terminal_schedule(job_id)},
+            remove=("output_source_url", "placing_by", "placing_until", "submitting"),
         )
     except ConditionFailed as exc:
         current = store.get(job_id) or job
@@ -59,7 +61,7 @@ def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None)
                        code="job_finished") from exc
     count("JobsCanceled", canceled.provider)
     logger.info("job canceled", extra={"job_id": job_id})
-    enqueue_notification(canceled)  # only the write that canceled the job gets here
+    settle_notification(canceled, store=store)  # only the write that canceled the job gets here
     return canceled
 
 
@@ -92,7 +94,7 @@ def _decode_cursor(cursor: str, principal: Principal) -> dict:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         valid = (isinstance(key, dict) and set(key) == {"pk", "sk", "tenant_id", "created_at"}
                  and all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         valid = False
     # A cursor only resumes the caller's own listing: another tenant's cursor is just invalid.
     if not valid or key["tenant_id"]["S"] != principal.tenant_id:

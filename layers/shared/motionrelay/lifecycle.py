@@ -9,14 +9,20 @@ from typing import Any
 
 from motionrelay.aws import client
 from motionrelay.models import ACTIVE, Job, Phase, ProviderState, ProviderStatus, iso, utc_now
-from motionrelay.notify import enqueue as enqueue_notification
+from motionrelay.notify import settle as settle_notification
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore, poll_at
+from motionrelay.store import ConditionFailed, JobStore, owed_at, poll_at
 
 # A job stuck in `transferring` (lost queue message) is re-enqueued after this long.
 TRANSFER_SAFETY_SECONDS = 300
-_UNSCHEDULE = ("due_shard", "next_poll_at")
+OWED_SECONDS = 60  # a terminal job owes its notification; the poller sweeps it after this long
+
+
+def terminal_schedule(job_id: str) -> dict[str, Any]:
+    """What every terminal write sets instead of leaving the due index: the notification outbox
+    (`notify.settle` clears it once the notification is queued, or at once when none is owed)."""
+    return owed_at(job_id, time.time() + OWED_SECONDS)
 
 
 def apply(job_id: str, status: ProviderStatus, *, store: JobStore | None = None,
@@ -106,12 +112,14 @@ def fail(job_id: str, code: str, message: str, *, store: JobStore | None = None,
     if cost:
         values["cost"] = cost
     try:
-        job = store.update(job_id, from_phases=from_phases, set_values=values, remove=_UNSCHEDULE)
+        job = store.update(job_id, from_phases=from_phases,
+                           set_values={**values, **terminal_schedule(job_id)},
+                           remove=("placing_by", "placing_until", "submitting"))
     except ConditionFailed:
         return None
     count("JobsFailed", job.provider)
     logger.info("job failed", extra={"job_id": job_id, "code": code})
-    enqueue_notification(job)  # only the write that made the job terminal gets here
+    settle_notification(job, store=store)  # only the write that made the job terminal gets here
     return job
 
 
@@ -120,14 +128,15 @@ def complete(job_id: str, output: dict[str, Any], *, store: JobStore | None = No
     try:
         job = store.update(
             job_id, from_phases=(Phase.TRANSFERRING,),
-            set_values={"phase": Phase.SUCCEEDED.value, "output": output, "completed_at": iso(utc_now())},
-            remove=(*_UNSCHEDULE, "output_source_url", "transfer_lease_until"),
+            set_values={"phase": Phase.SUCCEEDED.value, "output": output, "completed_at": iso(utc_now()),
+                        **terminal_schedule(job_id)},
+            remove=("output_source_url", "transfer_lease_until"),
         )
     except ConditionFailed:
         return None
     count("JobsSucceeded", job.provider)
     count("TimeToCompletion", job.provider, value=_seconds_since(job.created_at), unit="Seconds")
-    enqueue_notification(job)  # only the write that made the job terminal gets here
+    settle_notification(job, store=store)  # only the write that made the job terminal gets here
     return job
 
 

@@ -103,6 +103,15 @@ class Job:
     poll_count: int = 0
     # Providers that can serve this job, in routing order; placement fails over along it.
     candidates: list[str] = field(default_factory=list)
+    # Placement: the lease holder and until when; the submit in flight (provider, token hash,
+    # at) while its answer is not recorded; set when a placer died or timed out after sending.
+    placing_by: str | None = None
+    placing_until: float | None = None
+    submitting: dict[str, Any] | None = None
+    ambiguous_hold: bool = False
+    orphaned_tasks: list[dict[str, Any]] = field(default_factory=list)
+    poll_errors: int = 0
+    body_sha256: str | None = None  # of the request body, for an Idempotency-Key's later retries
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Job:

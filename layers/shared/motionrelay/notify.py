@@ -10,11 +10,12 @@ Exactly one logical notification per job:
   the webhook-id to the job's `notified_ids`; a copy arriving later sees it and stops.
   Left at-least-once: a process dying between the receiver's 2xx and that write. The
   receiver then gets the same webhook-id twice, which is what the id is for.
-- A crash between the terminal write and `enqueue()` (one SQS call, milliseconds) loses
-  the notification; SQS errors are retried by boto3 and then logged and counted
-  (`NotificationsEnqueueFailed`). The job itself is correct and readable with GET. Closing
-  that window needs an outbox (DynamoDB Streams on the table -> the queue), which the
-  local stack cannot run.
+- An outbox closes the window between the terminal write and `enqueue()`: the terminal
+  write itself puts the job under an `owed#<n>` partition of the due index (`store.owed_at`),
+  `settle()` queues the notification and then clears it, and the poller sweeps any job
+  still owed a minute later (its writer died, or SQS failed: `NotificationsEnqueueFailed`).
+  A sweep can queue a second copy of a notification that was queued: the notifier's
+  dedupe by webhook-id is what makes that harmless.
 
 Delivery (`deliver`): the job resource as GET /v1/jobs/{id} shows it (a fresh presigned
 output URL), in the Standard Webhooks envelope `{"type": "job.<status>", "timestamp",
@@ -85,6 +86,28 @@ def retry_delay(receive_count: int, rand: float | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------ enqueue
+
+
+def settle(job: Job, *, store: Any = None) -> bool:
+    """The outbox step after a terminal write (which left the job owing its notification):
+    queue it, then take the job out of the outbox. If queueing fails the job stays owed and
+    the poller's sweep queues it later; the notifier's dedupe by webhook-id makes a second
+    copy harmless. Never raises."""
+    from motionrelay.store import JobStore
+
+    queued = enqueue(job)
+    if not queued and _wanted(job):
+        return False  # stays in the outbox
+    try:
+        (store or JobStore()).clear_owed(job.id)
+    except Exception:  # noqa: BLE001 - the sweep finds it again; the notification is already queued
+        logger.warning("could not clear the job's owed notification", extra={"job_id": job.id}, exc_info=True)
+    return queued
+
+
+def _wanted(job: Job) -> bool:
+    return bool((job.request or {}).get("webhook_url")) and job.phase.terminal and bool(
+        get_settings().notify_queue_url)
 
 
 def enqueue(job: Job) -> bool:

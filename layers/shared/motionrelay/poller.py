@@ -30,7 +30,7 @@ from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError
 from motionrelay.schedule import next_poll_delay
 from motionrelay.settings import get_settings
-from motionrelay.store import JobStore
+from motionrelay.store import ConditionFailed, JobStore, poll_at
 
 POLL_TIMEOUT_SECONDS = 8.0
 MIN_REQUEST_SECONDS = 1.0  # no request is started with less time than this for it
@@ -38,6 +38,9 @@ SAFETY_MARGIN_SECONDS = 1.5  # left over for the last writes and the handler's r
 TRANSFER_GRACE_SECONDS = 900  # a transfer in flight may outlive the job deadline by this much
 DB_WORKERS = 16
 CONNECTIONS_PER_CLIENT = 10
+STALE_WAIT_SECONDS = 0.5
+ERROR_BACKOFF_SECONDS = (30, 60, 120, 300, 600)  # a job whose handling raised, by consecutive errors
+OWED_NOTIFICATION_SECONDS = 60  # a notification owed for this long without being queued is swept
 
 
 @dataclass
@@ -51,6 +54,8 @@ class PollReport:
     transfers_requeued: int = 0
     rate_limited: int = 0
     errors: int = 0
+    stale: int = 0  # index entries skipped: handled in this invocation, not due again since
+    notifications_swept: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def outcome(self, name: str) -> None:
@@ -105,6 +110,9 @@ class _Poller:
         self.report = PollReport()
         self.gates: dict[str, ProviderGate] = {}
         self.settings = get_settings()
+        # job id -> the next_poll_at its index entry had when this invocation handled it: an
+        # entry not newer than that is stale and is not handled again.
+        self.handled: dict[str, float] = {}
 
     def remaining(self) -> float:
         """Seconds this invocation may still use for new work."""
@@ -115,11 +123,20 @@ class _Poller:
         executor = ThreadPoolExecutor(max_workers=DB_WORKERS, thread_name_prefix="poller-db")
         loop.set_default_executor(executor)
         try:
+            await loop.run_in_executor(None, self._sweep_owed)
             while self.remaining() >= MIN_REQUEST_SECONDS:
-                due = await loop.run_in_executor(None, self._read_due)
+                read = await loop.run_in_executor(None, self._read_due)
+                due = [item for item in read if not self._handled_already(item)]
                 if due:
                     self.report.passes += 1
                     await asyncio.gather(*(self._one(item) for item in due))
+                    continue
+                if read:
+                    # Only entries this invocation has handled: the index has not caught up
+                    # with their new schedule yet (GSIs are eventually consistent). Let it.
+                    self.report.stale += len(read)
+                    spare = max(0.0, self.remaining() - MIN_REQUEST_SECONDS)
+                    await asyncio.sleep(min(STALE_WAIT_SECONDS, spare))
                     continue
                 # Nothing due now: wait for the next job due within this invocation, if any.
                 horizon = self.now() + self.remaining() - MIN_REQUEST_SECONDS
@@ -153,8 +170,25 @@ class _Poller:
 
     # ------------------------------------------------------------------ one job
 
+    def _handled_already(self, item: dict[str, Any]) -> bool:
+        seen = self.handled.get(item["id"])
+        return seen is not None and float(item.get("next_poll_at", 0)) <= seen
+
+    def _sweep_owed(self) -> None:
+        """The notification outbox: queue what a terminal write owed and did not queue (its
+        writer died or SQS failed) more than a minute ago. The notifier dedupes by webhook-id."""
+        from motionrelay.notify import settle
+
+        for item in self.store.owed_jobs(self.now()):
+            self.report.items_read += 1
+            job = self.store.get(item["id"])
+            if job is not None and job.phase.terminal:
+                settle(job, store=self.store)
+                self.report.notifications_swept += 1
+
     async def _one(self, item: dict[str, Any]) -> None:
         job_id = item["id"]
+        self.handled[job_id] = float(item.get("next_poll_at", 0))
         try:
             phase = Phase(item["phase"])
             if phase not in ACTIVE:
@@ -172,10 +206,28 @@ class _Poller:
                 await self._db(self._place, job_id)
             else:
                 await self._poll(item, phase, current)
-        except Exception:  # noqa: BLE001 - one bad job must not stop the pass; it stays due
+        except Exception:  # noqa: BLE001 - one bad job must not stop the pass
             self.report.errors += 1
             context = {"job_id": job_id, "provider": item.get("provider"), "tenant_id": item.get("tenant_id")}
             logger.exception("poll of one job failed", extra=context)
+            try:
+                await self._db(self._back_off, job_id)
+            except Exception:  # noqa: BLE001 - it stays due; this invocation will not handle it again
+                logger.exception("could not back off a failing job", extra=context)
+
+    def _back_off(self, job_id: str) -> None:
+        """Exponential backoff for a job whose handling raised, counted on the job."""
+        job = self.store.get(job_id)
+        if job is None or job.phase.terminal:
+            return
+        errors = job.poll_errors + 1
+        step = ERROR_BACKOFF_SECONDS[min(errors, len(ERROR_BACKOFF_SECONDS)) - 1]
+        delay = step * self.settings.poll_time_scale
+        try:
+            self.store.update(job_id, from_phases=ACTIVE, set_values={"poll_errors": errors,
+                                                                      **poll_at(job_id, self.now() + delay)})
+        except ConditionFailed:
+            pass
 
     def _transfer_check(self, job_id: str, current: float, deadline: float) -> None:
         if current > deadline + TRANSFER_GRACE_SECONDS:
@@ -189,12 +241,18 @@ class _Poller:
         self.report.transfers_requeued += 1
 
     def _place(self, job_id: str) -> None:
-        from motionrelay.submission import place
+        from motionrelay.submission import Budget, place
 
         job = self.store.get(job_id)
-        if job and job.phase is Phase.PENDING:
-            place(job, store=self.store)
-            self.report.placed += 1
+        if job is None or job.phase is not Phase.PENDING:
+            return
+        if job.ambiguous_hold:  # kept on its first provider's deadline (no failover)
+            self.store.schedule_poll(job_id, float(job.deadline_at) + 1)
+            return
+        # Within this invocation's time; the lease keeps overlapping placers (API, pollers) apart.
+        place(job, store=self.store, budget=Budget(self.remaining_ms, reserve=SAFETY_MARGIN_SECONDS),
+              now=self.now)
+        self.report.placed += 1
 
     async def _poll(self, item: dict[str, Any], phase: Phase, current: float) -> None:
         import httpx
@@ -236,6 +294,8 @@ class _Poller:
             reschedule_at = self.now() + next_poll_delay(status, poll_count, adapter.capabilities,
                                                          callback_expected=callback_expected,
                                                          running_for=running_for)
+            # Never past the deadline: a job whose callback is lost still fails on time.
+            reschedule_at = min(reschedule_at, float(item.get("deadline_at") or reschedule_at) + 1)
         await self._db(apply, job_id, status, store=self.store, source="poll", reschedule_at=reschedule_at,
                        poll_count=poll_count, known_phase=phase)
 

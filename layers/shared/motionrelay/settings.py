@@ -44,6 +44,9 @@ class Settings:
     notify_queue_url: str = ""
     poll_concurrency: dict[str, int] = field(default_factory=dict)
     poll_time_scale: float = 1.0
+    # After an ambiguous submit (sent, no definite answer): place with the next provider
+    # (default) or keep the job on the first provider's deadline.
+    failover_on_ambiguous: bool = True
 
     def poll_limit(self, provider: str) -> int:
         """How many status requests the poller may have in flight to one provider."""
@@ -84,6 +87,8 @@ def get_settings() -> Settings:
             p: _env(f"MOTIONRELAY_{p.upper()}_BASE_URL").rstrip("/") for p in PROVIDERS
         },
         notify_queue_url=_env("MOTIONRELAY_NOTIFY_QUEUE_URL"),
+        failover_on_ambiguous=_env("MOTIONRELAY_FAILOVER_ON_AMBIGUOUS", "true").lower()
+        not in {"0", "false", "no", "off"},
     )
 
 

@@ -63,6 +63,16 @@ def poll_at(job_id: str, at: float) -> dict[str, Any]:
     return {"due_shard": due_shard(job_id), "next_poll_at": round(at, 3)}
 
 
+OWED_PREFIX = "owed#"
+
+
+def owed_at(job_id: str, at: float) -> dict[str, Any]:
+    """The outbox: a terminal job whose notification is owed sits on the same sparse index,
+    under `owed#<n>` partitions the poll never reads, until the notification is queued; the
+    poller's sweep queues what is still there after `at`."""
+    return {"due_shard": OWED_PREFIX + due_shard(job_id).split("#", 1)[1], "next_poll_at": round(at, 3)}
+
+
 def is_job_id(value: str) -> bool:
     """Ids are minted as `job_<hex>`; anything else cannot be a job and is not looked up."""
     return value.startswith("job_") and len(value) < 64
@@ -155,6 +165,51 @@ class JobStore:
         except self.ddb.exceptions.ConditionalCheckFailedException as exc:
             raise ConditionFailed(job_id) from exc
         return Job.from_item(from_ddb(response["Attributes"]))
+
+    # --- placement lease ---------------------------------------------------------------
+    def take_placement_lease(self, job_id: str, holder: str, until: float, now: float) -> Job:
+        """Become the job's only placer until `until` (API and poller alike): a conditional
+        write on a pending job whose lease is free or expired. The job stays due right after
+        the lease, so the poller takes over if this placer dies. ConditionFailed otherwise."""
+        return self.update(
+            job_id, from_phases=(Phase.PENDING,),
+            set_values={"placing_by": holder, "placing_until": round(until, 3), **poll_at(job_id, until + 1)},
+            extra_condition=("attribute_not_exists(#lease) OR #lease < :now",
+                             {"#lease": "placing_until", ":now": round(now, 3)}),
+        )
+
+    def placing(self, job_id: str, holder: str, *, set_values: dict[str, Any] | None = None,
+                remove: Iterable[str] = (), append: dict[str, list] | None = None,
+                from_phases: Iterable[Phase] = (Phase.PENDING,)) -> Job:
+        """A write by the lease holder only (ConditionFailed when the lease was lost)."""
+        return self.update(job_id, from_phases=from_phases, set_values=set_values, remove=remove,
+                           append=append, extra_condition=("#holder = :holder",
+                                                           {"#holder": "placing_by", ":holder": holder}))
+
+    # --- notification outbox ------------------------------------------------------------
+    def clear_owed(self, job_id: str) -> bool:
+        """The notification is queued (or not needed): the job leaves the outbox."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table, Key=job_key(job_id), UpdateExpression="REMOVE due_shard, next_poll_at",
+                ConditionExpression="begins_with(due_shard, :owed)",
+                ExpressionAttributeValues={":owed": {"S": OWED_PREFIX}},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def owed_jobs(self, now: float, limit: int = 200) -> Iterator[dict[str, Any]]:
+        """Terminal jobs whose notification was owed before `now` and is still not queued."""
+        for shard in range(get_settings().due_shards):
+            page = self.ddb.query(
+                TableName=self.table, IndexName=DUE_INDEX, Limit=limit,
+                KeyConditionExpression="due_shard = :shard AND next_poll_at <= :now",
+                ExpressionAttributeValues={":shard": {"S": f"{OWED_PREFIX}{shard}"},
+                                           ":now": {"N": f"{now:.3f}"}},
+            )
+            for item in page.get("Items", []):
+                yield from_ddb(item)
 
     def schedule_poll(self, job_id: str, at: float, *, poll_count: int | None = None) -> None:
         """Put an active job (back) on the due index. Never touches a terminal job, which

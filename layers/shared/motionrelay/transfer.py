@@ -20,7 +20,7 @@ from motionrelay.models import Phase
 from motionrelay.observability import count, logger, tracer
 from motionrelay.resources import OUTPUT_PREFIX, TRANSFER_FUNCTION_TIMEOUT
 from motionrelay.settings import get_settings
-from motionrelay.storage import StoredObject, delete, head, sha256_of, stream_upload
+from motionrelay.storage import EmptyContent, StoredObject, delete, head, sha256_of, stream_upload
 from motionrelay.store import ConditionFailed, JobStore
 
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
@@ -41,8 +41,11 @@ def output_key(job_id: str) -> str:
 
 
 @tracer.capture_method(capture_response=False)
-def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any = None) -> str:
-    """Returns what happened: 'done', 'skipped' or 'failed'. Raises TransferRetry to retry."""
+def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any = None,
+                 remaining_ms: Any = None) -> str:
+    """Returns what happened: 'done', 'skipped' or 'failed'. Raises TransferRetry to retry.
+    `remaining_ms` (the Lambda context's clock) sizes the lease: it ends when this invocation
+    must have ended, so a crashed copy is retried as soon as it can be, not a fixed time later."""
     store = store or JobStore()
     job = store.get(job_id)
     if job is None or job.phase is not Phase.TRANSFERRING:
@@ -60,7 +63,7 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
     now = time.time()
     try:
         store.update(job_id, from_phases=(Phase.TRANSFERRING,),
-                     set_values={"transfer_lease_until": int(now) + TRANSFER_FUNCTION_TIMEOUT},
+                     set_values={"transfer_lease_until": int(now) + _lease_seconds(remaining_ms)},
                      extra_condition=("attribute_not_exists(#lease) OR #lease < :now",
                                       {"#lease": "transfer_lease_until", ":now": int(now)}))
     except ConditionFailed as exc:
@@ -85,6 +88,12 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
         raise
     count("BytesTransferred", job.provider, value=stored.size_bytes, unit="Bytes")
     return _complete(job_id, stored, store)
+
+
+def _lease_seconds(remaining_ms: Any) -> int:
+    if remaining_ms is None:
+        return TRANSFER_FUNCTION_TIMEOUT
+    return max(1, int(remaining_ms() / 1000) + 1)
 
 
 def _complete(job_id: str, stored: StoredObject, store: JobStore) -> str:
@@ -132,6 +141,8 @@ def _copy(url: str, key: str, http_client: Any) -> StoredObject:
             try:
                 return stream_upload(key, response.iter_bytes(chunk_size=1024 * 1024),
                                      content_type=content_type, max_bytes=settings.max_output_bytes)
+            except EmptyContent as exc:  # final: the same URL gives the same nothing on a retry
+                raise NotVideo("The provider returned an empty file.") from exc
             except httpx.HTTPError as exc:
                 raise MotionRelayError(f"The download broke off ({type(exc).__name__}).",
                                        code="output_interrupted", status=502) from exc

@@ -60,7 +60,8 @@ class ProviderError(Exception):
     """A provider refused or failed a call. `retryable` decides retry/failover vs final."""
 
     def __init__(self, provider: str, code: str, message: str, *, retryable: bool,
-                 http_status: int | None = None, retry_after: float | None = None) -> None:
+                 http_status: int | None = None, retry_after: float | None = None,
+                 ambiguous: bool = False) -> None:
         super().__init__(f"{provider}: {code}: {message}")
         self.provider = provider
         self.code = code
@@ -68,6 +69,8 @@ class ProviderError(Exception):
         self.retryable = retryable
         self.http_status = http_status
         self.retry_after = retry_after
+        # A submit that was sent and got no definite answer: it may have been accepted.
+        self.ambiguous = ambiguous
 
 
 class CallbackRejected(Exception):
@@ -82,6 +85,15 @@ class CallbackHint:
 
 
 class ProviderAdapter(Protocol):
+    """One provider's wire format. Sans-I/O: every method builds or parses, none sends.
+
+    Error contract: `build_*`, `parse_*` and `submit_details` raise `ProviderError` only (a
+    request the provider cannot take, such as a quality it does not offer, is
+    `ProviderError(..., "provider_validation_error", ..., retryable=False)`), never
+    ValueError or another exception: callers catch ProviderError (and httpx's errors from
+    sending) and treat anything else as a bug. `verify_callback` raises `CallbackRejected`
+    only."""
+
     name: str
     capabilities: Capabilities
 
@@ -138,10 +150,11 @@ RETRYABLE_SUBMIT_STATUSES = frozenset({401, 402, 403, 404})
 
 
 def json_body(response: httpx.Response) -> Any:
-    """The response's JSON, or None when it is not JSON (a proxy's HTML page, an empty body)."""
+    """The response's JSON, or None when it is not JSON (a proxy's HTML page, an empty body, or
+    nesting too deep to parse: RecursionError)."""
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
