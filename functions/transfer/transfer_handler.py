@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from motionrelay.observability import logger, metrics, tracer
-from motionrelay.transfer import transfer_job
+from motionrelay.transfer import TransferRetry, hide_message, transfer_job
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -16,7 +16,12 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     job_id = json.loads(record.body)["job_id"]
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
-    outcome = transfer_job(job_id, remaining_ms=remaining)  # TransferRetry propagates: retried
+    try:
+        outcome = transfer_job(job_id, remaining_ms=remaining)
+    except TransferRetry as exc:  # the message is retried: at once, or when `delay` has passed
+        if exc.delay:
+            hide_message(record.receipt_handle, exc.delay)
+        raise
     logger.info("transfer handled", extra={"job_id": job_id, "outcome": outcome})
     return outcome
 

@@ -282,8 +282,10 @@ class LambdaFunction:
                 self._idle.append(env)
             self._cond.notify()
 
-    def invoke(self, event: Any, *, budget_seconds: float | None = None) -> Any:
-        """Run the handler once in an environment; FunctionError (or a subclass) if it fails."""
+    def invoke(self, event: Any, *, budget_seconds: float | None = None, details: dict | None = None) -> Any:
+        """Run the handler once in an environment; FunctionError (or a subclass) if it fails.
+        `details`, if given, gets what the runtime saw besides the result (`visibility_set`:
+        receipt handles whose visibility the invocation changed)."""
         crash_at = self.faults.crash_point(self.spec.logical_id, self.max_boundaries) if self.faults else None
         env = self._acquire()
         deadline = time.time() + (self.spec.timeout if budget_seconds is None else budget_seconds)
@@ -295,6 +297,8 @@ class LambdaFunction:
         finally:
             self._release(env)
         self.max_boundaries = max(self.max_boundaries, int(reply.get("boundaries") or 0))
+        if details is not None:
+            details["visibility_set"] = set(reply.get("visibility_set") or ())
         if self.on_decisions is not None and reply.get("decisions"):
             self.on_decisions(self.spec.logical_id, reply["decisions"])
         if reply.get("op") == "error":

@@ -12,7 +12,9 @@ import functools
 import threading
 
 _LOCK = threading.RLock()
-_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+# Queries and scans too: they iterate the table's dicts, which a concurrent write changes
+# ("dictionary changed size during iteration" in moto, under load).
+_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "query", "scan")
 
 
 def make_dynamodb_writes_atomic() -> None:

@@ -627,12 +627,13 @@ class LocalStack:
             else:
                 self.stats.setdefault(key, Counter())[item] += n
 
-    def invoke(self, fn: LambdaFunction, event: Any, *, budget_seconds: float | None = None) -> Any:
+    def invoke(self, fn: LambdaFunction, event: Any, *, budget_seconds: float | None = None,
+               details: dict | None = None) -> Any:
         """Invoke a function, counting invocations and failures (FunctionError still propagates)."""
         name = fn.spec.logical_id
         self.count("invocations", name)
         try:
-            return fn.invoke(event, budget_seconds=budget_seconds)
+            return fn.invoke(event, budget_seconds=budget_seconds, details=details)
         except FunctionError as exc:
             self.count("handler_errors", name)
             if isinstance(exc, FunctionCrashed):
@@ -765,8 +766,9 @@ class _QueuePump:
     def _deliver(self, messages: list[dict]) -> None:
         self._count(messages)
         ids = [m["MessageId"] for m in messages]
+        details: dict = {}
         try:
-            result = self.stack.invoke(self.fn, sqs_event(messages, self.queue_arn))
+            result = self.stack.invoke(self.fn, sqs_event(messages, self.queue_arn), details=details)
             failed = failed_message_ids(result, ids) if self.report_failures else set()
         except FunctionError as exc:  # an error, crash or timeout fails the whole batch, as in Lambda
             if not self.stack._stop.is_set():
@@ -774,6 +776,8 @@ class _QueuePump:
             failed = set(ids)
         for message in messages:
             try:
+                if message["ReceiptHandle"] in details.get("visibility_set", ()):
+                    continue  # the function chose when it comes back (a backoff): leave it so
                 if message["MessageId"] in failed:
                     # In AWS it reappears after the queue's visibility timeout; locally, soon.
                     self.sqs.change_message_visibility(

@@ -29,6 +29,7 @@ _state: dict[str, Any] = {
     "boundaries": 0,  # I/O boundaries passed in the current invocation
     "crash_at": None,  # die at this boundary (1-based), or None
     "decisions": [],  # IAM decisions of the current invocation, reported with its result
+    "visibility_set": [],  # receipt handles the invocation set a visibility timeout for
 }
 _lock = threading.Lock()
 
@@ -111,6 +112,9 @@ def _install_iam(enforcer: _Enforcer) -> None:
                  "ResponseMetadata": {"HTTPStatusCode": 403 if service == "s3" else 400}},
                 operation_name,
             )
+        if service == "sqs" and operation_name == "ChangeMessageVisibility":
+            with _lock:  # the event source mapping must leave that message's visibility alone
+                _state["visibility_set"].append(str(api_params.get("ReceiptHandle")))
         boundary()
         try:
             return original_call(self, operation_name, api_params)
@@ -259,7 +263,7 @@ def serve(conn: Connection) -> None:
         if message.get("op") != "invoke":
             return
         with _lock:
-            _state.update(boundaries=0, crash_at=message.get("crash_at"), decisions=[])
+            _state.update(boundaries=0, crash_at=message.get("crash_at"), decisions=[], visibility_set=[])
         context = LambdaContext(init["function"], message["request_id"], message["deadline"])
         try:
             reply = {"op": "result", "value": handler(message["event"], context)}
@@ -271,6 +275,7 @@ def serve(conn: Connection) -> None:
         with _lock:
             reply["decisions"] = list(_state["decisions"])
             reply["boundaries"] = _state["boundaries"]
+            reply["visibility_set"] = list(_state["visibility_set"])
         try:
             conn.send(reply)
         except (TypeError, ValueError) as exc:  # an unpicklable result: Lambda's serialisation error

@@ -48,7 +48,9 @@ def cooling(state: dict[str, tuple[float, int]], provider: str, now: float | Non
 
 def trip(provider: str, failures_before: int, retry_after: float | None = None) -> float:
     """Start (or extend) a cooldown after a retryable failure; returns when it ends."""
-    seconds = min(BASE_SECONDS * 2 ** failures_before, MAX_SECONDS)
+    # A schedule like the polls: MOTIONRELAY_POLL_TIME_SCALE compresses it (the local stack).
+    scale = get_settings().poll_time_scale
+    seconds = min(BASE_SECONDS * 2 ** failures_before, MAX_SECONDS) * scale
     if retry_after:
         seconds = max(seconds, min(retry_after, MAX_SECONDS))
     until = time.time() + seconds

@@ -19,10 +19,16 @@ TRANSFER_SAFETY_SECONDS = 300
 OWED_SECONDS = 60  # a terminal job owes its notification; the poller sweeps it after this long
 
 
+def transfer_safety_seconds() -> float:
+    """When a job still transferring is looked at again (its queue message may be lost); a
+    schedule, so MOTIONRELAY_POLL_TIME_SCALE scales it like the polls."""
+    return TRANSFER_SAFETY_SECONDS * get_settings().poll_time_scale
+
+
 def terminal_schedule(job_id: str) -> dict[str, Any]:
     """What every terminal write sets instead of leaving the due index: the notification outbox
     (`notify.settle` clears it once the notification is queued, or at once when none is owed)."""
-    return owed_at(job_id, time.time() + OWED_SECONDS)
+    return owed_at(job_id, time.time() + OWED_SECONDS * get_settings().poll_time_scale)
 
 
 def apply(job_id: str, status: ProviderStatus, *, store: JobStore | None = None,
@@ -43,7 +49,7 @@ def apply(job_id: str, status: ProviderStatus, *, store: JobStore | None = None,
                     "phase": Phase.TRANSFERRING.value,
                     "progress": 100,
                     "output_source_url": status.output_url,
-                    **poll_at(job_id, time.time() + TRANSFER_SAFETY_SECONDS),
+                    **poll_at(job_id, time.time() + transfer_safety_seconds()),
                 }, status),
             )
             enqueue_transfer(job_id)

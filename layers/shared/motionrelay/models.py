@@ -111,6 +111,7 @@ class Job:
     ambiguous_hold: bool = False
     orphaned_tasks: list[dict[str, Any]] = field(default_factory=list)
     poll_errors: int = 0
+    transfer_lease_until: float | None = None
     body_sha256: str | None = None  # of the request body, for an Idempotency-Key's later retries
 
     @classmethod

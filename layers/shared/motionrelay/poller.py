@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from motionrelay.lifecycle import TRANSFER_SAFETY_SECONDS, apply, enqueue_transfer, fail
+from motionrelay.lifecycle import apply, enqueue_transfer, fail, transfer_safety_seconds
 from motionrelay.models import ACTIVE, Phase, ProviderState
 from motionrelay.observability import logger
 from motionrelay.providers import get_adapter
@@ -237,7 +237,7 @@ class _Poller:
             return
         # Still transferring after the safety delay: the queue message may be lost.
         enqueue_transfer(job_id)
-        self.store.schedule_poll(job_id, current + TRANSFER_SAFETY_SECONDS)
+        self.store.schedule_poll(job_id, current + transfer_safety_seconds())
         self.report.transfers_requeued += 1
 
     def _place(self, job_id: str) -> None:

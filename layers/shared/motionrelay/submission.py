@@ -479,7 +479,7 @@ def _unplaced(job: Job, store: JobStore, holder: str, attempts: list[dict[str, A
     else:
         rounds = sum(1 for a in job.attempts if a.get("outcome") == "no_provider_available")
         delay = RETRY_PLACEMENT_SECONDS[min(rounds, len(RETRY_PLACEMENT_SECONDS) - 1)]
-        retry_at = now + delay
+        retry_at = now + delay * get_settings().poll_time_scale  # a schedule: scaled like the polls
         attempts.append(_attempt(None, "no_provider_available",
                                  message=f"no provider took the job; retrying at {iso_ts(retry_at)}"))
     logger.warning("job not placed yet", extra={"job_id": job.id, "retry_in": round(retry_at - now)})

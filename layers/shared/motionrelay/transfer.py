@@ -28,7 +28,12 @@ _ACCEPTED_DECLARED = ("video/", "application/octet-stream", "binary/octet-stream
 
 
 class TransferRetry(Exception):
-    """A transient failure: the message goes back to the queue and is retried."""
+    """A transient failure: the message goes back to the queue and is retried (after
+    `delay` seconds when set: the handler hides the message that long)."""
+
+    def __init__(self, message: str, *, delay: int | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class NotVideo(MotionRelayError):
@@ -70,7 +75,10 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
         current = store.get(job_id)
         if current is None or current.phase is not Phase.TRANSFERRING:
             return "skipped"
-        raise TransferRetry("another transfer of this job holds the lease") from exc
+        # Come back when that lease ends (its holder may have died), not at once: every
+        # early receive would count towards the DLQ.
+        raise TransferRetry("another transfer of this job holds the lease",
+                            delay=max(1, int((current.transfer_lease_until or now) - now) + 1)) from exc
 
     try:
         stored = _copy(job.output_source_url or "", key, http_client)
@@ -88,6 +96,18 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
         raise
     count("BytesTransferred", job.provider, value=stored.size_bytes, unit="Bytes")
     return _complete(job_id, stored, store)
+
+
+def hide_message(receipt_handle: str, delay: int) -> None:
+    """Keep a retried transfer message invisible for `delay` seconds (Lambda's event source
+    mapping leaves a reported failure's visibility as it is)."""
+    from motionrelay.aws import client
+
+    try:
+        client("sqs").change_message_visibility(QueueUrl=get_settings().transfer_queue_url,
+                                                ReceiptHandle=receipt_handle, VisibilityTimeout=delay)
+    except Exception:  # noqa: BLE001 - it then comes back after the queue's own visibility timeout
+        logger.warning("could not delay a transfer retry", exc_info=True)
 
 
 def _lease_seconds(remaining_ms: Any) -> int:
