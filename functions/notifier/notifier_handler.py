@@ -16,9 +16,10 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 @tracer.capture_method(capture_response=False)
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     return handle_message(record.body, receive_count=int(record.attributes.approximate_receive_count or 1),
-                          receipt_handle=record.receipt_handle)
+                          receipt_handle=record.receipt_handle,
+                          remaining_ms=getattr(lambda_context, "get_remaining_time_in_millis", None))
 
 
 @logger.inject_lambda_context(clear_state=True)

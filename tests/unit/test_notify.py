@@ -426,7 +426,8 @@ def test_a_delivery_in_flight_makes_a_duplicate_wait_instead_of_posting(aws, rec
 
     make_job()
     fail("job_notify0001", "generation_failed", "nope")
-    assert notify._claim("job_notify0001", "msg_job_notify0001_failed") == "claimed"  # the other copy
+    # The other copy holds the lease.
+    assert notify._claim("job_notify0001", "msg_job_notify0001_failed", 50) == ("claimed", 50)
 
     messages = receive(aws)
     assert run_notifier(aws, messages)["batchItemFailures"] == [{"itemIdentifier": messages[0]["MessageId"]}]

@@ -135,7 +135,7 @@ def enqueue(job: Job) -> bool:
 
 
 def handle_message(body: str, *, receive_count: int, receipt_handle: str,
-                   http_client: httpx.Client | None = None) -> str:
+                   http_client: httpx.Client | None = None, remaining_ms: Any = None) -> str:
     """One SQS message. Returns the outcome; raises NotifyRetry (after hiding the message for
     the backoff step) so the batch reports the item as failed."""
     try:
@@ -145,13 +145,15 @@ def handle_message(body: str, *, receive_count: int, receipt_handle: str,
         logger.error("malformed notification message dropped")
         return "skipped"
     try:
-        return deliver(job_id, msg_id, attempt=receive_count, http_client=http_client)
+        return deliver(job_id, msg_id, attempt=receive_count, http_client=http_client,
+                       remaining_ms=remaining_ms)
     except NotifyRetry as exc:
         _hide(receipt_handle, exc.delay)
         raise
 
 
-def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Client | None = None) -> str:
+def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Client | None = None,
+            remaining_ms: Any = None) -> str:
     """Deliver one notification: 'delivered', 'duplicate' (already delivered), 'skipped'
     (nothing to notify) or 'refused' (the URL is not allowed: given up). Raises NotifyRetry."""
     logger.remove_keys(["job_id", "tenant_id", "provider"])  # left by the batch's previous record
@@ -164,14 +166,17 @@ def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Cl
     logger.append_keys(job_id=job.id, tenant_id=job.tenant_id, provider=job.provider)
     host = _host(url)  # the URL may carry the client's own token: only the host is logged
 
-    claim = _claim(job.id, msg_id)
+    # The lease ends when this invocation must have ended: a delivery that died with it is
+    # retried as soon as it can be.
+    lease = LEASE_SECONDS if remaining_ms is None else max(1, int(remaining_ms() / 1000) + 1)
+    claim, lease_left = _claim(job.id, msg_id, lease)
     if claim == "delivered":
         logger.info("notification already delivered", extra={"webhook_id": msg_id})
         return "duplicate"
     if claim == "busy":
-        delay = retry_delay(attempt)
+        # Come back when that delivery's lease ends (it may have died), not a backoff step later.
         logger.info("another delivery of this notification is in flight", extra={"webhook_id": msg_id})
-        raise NotifyRetry("in flight elsewhere", delay)
+        raise NotifyRetry("in flight elsewhere", max(1, lease_left))
 
     try:
         status = _post(job, url, msg_id, http_client)
@@ -271,8 +276,9 @@ def _hide(receipt_handle: str, delay: int) -> None:
 # job did not change) and must work on terminal jobs, which JobStore.update refuses to move.
 
 
-def _claim(job_id: str, msg_id: str) -> str:
-    """'claimed', 'delivered' (already done) or 'busy' (another delivery holds the lease)."""
+def _claim(job_id: str, msg_id: str, lease_seconds: int = LEASE_SECONDS) -> tuple[str, int]:
+    """('claimed' | 'delivered' (already done) | 'busy' (another delivery holds the lease),
+    seconds that lease has left)."""
     ddb = client("dynamodb")
     now = int(time.time())
     try:
@@ -282,17 +288,18 @@ def _claim(job_id: str, msg_id: str) -> str:
             ConditionExpression="attribute_exists(pk) AND NOT contains(#done, :id) "
                                 "AND (attribute_not_exists(#lease) OR #lease < :now)",
             ExpressionAttributeNames={"#lease": LEASE, "#done": DELIVERED},
-            ExpressionAttributeValues={":until": {"N": str(now + LEASE_SECONDS)}, ":now": {"N": str(now)},
+            ExpressionAttributeValues={":until": {"N": str(now + lease_seconds)}, ":now": {"N": str(now)},
                                        ":id": {"S": msg_id}},
         )
-        return "claimed"
+        return "claimed", lease_seconds
     except ddb.exceptions.ConditionalCheckFailedException:
         pass
     item = ddb.get_item(
         TableName=get_settings().table_name, Key=job_key(job_id), ConsistentRead=True,
-        ProjectionExpression="#done", ExpressionAttributeNames={"#done": DELIVERED},
-    ).get("Item")
-    return "delivered" if msg_id in (item or {}).get(DELIVERED, {}).get("SS", []) else "busy"
+        ProjectionExpression="#done, #lease", ExpressionAttributeNames={"#done": DELIVERED, "#lease": LEASE},
+    ).get("Item") or {}
+    left = int(float(item.get(LEASE, {}).get("N", now)) - now) + 1
+    return ("delivered" if msg_id in item.get(DELIVERED, {}).get("SS", []) else "busy"), left
 
 
 def _mark_delivered(job_id: str, msg_id: str) -> None:
