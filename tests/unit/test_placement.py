@@ -142,10 +142,10 @@ def test_two_placers_on_one_job_submit_once(providers, monkeypatch):
     results = []
     placers = [threading.Thread(target=lambda: results.append(submission.place(pending, store=store)))
                for _ in range(2)]
-    for t in placers:
-        t.start()
-    entered.wait(5)
-    time.sleep(0.2)  # the second placer has had every chance to submit too
+    placers[0].start()
+    assert entered.wait(5)  # the first placer's submit is in flight ...
+    placers[1].start()  # ... when the second one starts
+    time.sleep(0.3)  # it has had every chance to submit too
     gate.set()
     for t in placers:
         t.join(10)
