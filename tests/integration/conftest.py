@@ -10,10 +10,12 @@ that no test used are reported (least privilege)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.integration.receiver import Receiver, self_signed
 from tests.integration.stacks import policies_seen, start_stack
 
 from motionrelay_local import demo
@@ -78,3 +80,19 @@ def anonymous(stack: LocalStack) -> Iterator[httpx.Client]:
 def sample_request() -> dict:
     """The demo's request: samples/character.png and samples/motion.mp4 as data URIs."""
     return demo.sample_request()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1 (PEM files): the receiver's, trusted by the
+    functions of a stack started with extra_env={"SSL_CERT_FILE": ...}."""
+    return self_signed(tmp_path_factory.mktemp("receiver"))
+
+
+@pytest.fixture(scope="module")
+def receiver(certificate: tuple[Path, Path]) -> Iterator[Receiver]:
+    running = Receiver(*certificate)
+    try:
+        yield running
+    finally:
+        running.close()

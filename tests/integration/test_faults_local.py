@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.integration.receiver import Receiver
 from tests.integration.stacks import start_stack
-from tests.integration.test_notifications import Receiver, _self_signed
 
 from motionrelay_local import demo
 from motionrelay_local.stack import LocalStack
@@ -45,20 +45,6 @@ PROVIDER_FAULTS = {
 SUBMIT_RETRY_SECONDS = 90.0
 PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
 TERMINAL = ("succeeded", "failed", "canceled")
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _self_signed(tmp_path_factory.mktemp("receiver"))
-
-
-@pytest.fixture(scope="module")
-def receiver(certificate: tuple[Path, Path]) -> Iterator[Receiver]:
-    running = Receiver(*certificate)
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture(scope="module")
