@@ -46,7 +46,6 @@ class Faults:
     seed: int | None = None
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
-    counts: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -81,9 +80,6 @@ class Faults:
                  f"seed={self.seed}" if self.seed is not None else ""]
         return ",".join(p for p in parts if p)
 
-    def _count(self, what: str) -> None:
-        self.counts[what] = self.counts.get(what, 0) + 1
-
     def crash_point(self, function: str, boundaries_seen: int) -> int | None:
         """None (no crash), or the 1-based I/O boundary at which this invocation dies; one past
         the most the function has passed so far means "after its last one"."""
@@ -92,7 +88,6 @@ class Faults:
         with self._lock:
             if self._rng.random() >= self.crash:
                 return None
-            self._count(f"crash:{function}")
             return self._rng.randint(1, max(1, boundaries_seen) + 1)
 
     def redelivery_delay(self, max_delay: float) -> float | None:
@@ -102,5 +97,4 @@ class Faults:
         with self._lock:
             if self._rng.random() >= self.redeliver:
                 return None
-            self._count("redeliver")
             return self._rng.uniform(0.0, max_delay)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from motionrelay.settings import PROVIDERS  # the one list of provider names
 from motionrelay_local.apigw import (
     ACCOUNT_ID,
     MAX_REQUEST_BYTES,
@@ -81,14 +82,9 @@ log = logging.getLogger("motionrelay_local")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 JOIN_TIMEOUT = 10.0
-PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
 LOCAL_MAX_CONCURRENCY = 10  # per function: Lambda's account pool, scaled to a laptop
 SQS_POLLERS = 3  # concurrent batches per queue (Lambda's event source mapping starts with 5)
 MIN_POLLER_BUDGET = 4.0  # the poller keeps a 1.5 s margin; a submit needs 2 s of what is left
-# What the local stack adds to every function's template environment, and nothing else:
-# AWS_ENDPOINT_URL stands for AWS itself; the other two are the local stack's own knobs.
-LOCAL_ONLY_VARIABLES = ("AWS_ENDPOINT_URL", "MOTIONRELAY_LOCAL", "MOTIONRELAY_POLL_TIME_SCALE",
-                        "POWERTOOLS_TRACE_DISABLED")
 
 
 def _random_key(prefix: str) -> str:
@@ -211,7 +207,6 @@ class LocalStack:
         self._moto_url = ""
         self._api_url = ""
         self.queue_urls: dict[str, str] = {}
-        self.resource_refs: dict[str, str] = {}
         self._started = False
 
     # -- public surface ---------------------------------------------------------------
@@ -399,7 +394,6 @@ class LocalStack:
         provisioner = Provisioner(template, stack_name=self.name, region=REGION, clients=self.client,
                                   parameters=parameters, pseudo=pseudo)
         resolver = provisioner.run()
-        self.resource_refs = dict(provisioner.refs)
         secret_arns = self._fill_provider_secret(provisioner, provider_settings)
         self.table = self._ref_of_type(provisioner, "AWS::DynamoDB::Table", prefer="JobsTable")
         self.bucket = self._ref_of_type(provisioner, "AWS::S3::Bucket", prefer="MediaBucket")
@@ -510,6 +504,8 @@ class LocalStack:
                         store=JobStore(table_name=self.table, ddb=self.client("dynamodb")))
 
     def _local_overlay(self) -> dict[str, str]:
+        """What the stack adds to every function's template environment, and nothing else:
+        AWS_ENDPOINT_URL stands for AWS itself; the rest are the local stack's own knobs."""
         scale = self.environ.get("MOTIONRELAY_POLL_TIME_SCALE", "").strip() or "0.05"
         return {"AWS_ENDPOINT_URL": self._moto_url, "MOTIONRELAY_LOCAL": "1",
                 # Sandbox jobs take seconds, not the 60-180 s of the real providers.

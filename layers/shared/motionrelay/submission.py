@@ -48,9 +48,6 @@ class Budget:
     def left(self) -> float:
         return self._remaining_ms() / 1000 - self.reserve
 
-    def deadline(self, at_most: float) -> float:
-        """A time.monotonic() deadline: `at_most` seconds from now, within what is left."""
-        return time.monotonic() + max(0.0, min(at_most, self.left()))
 
 
 def new_job_id() -> str:
