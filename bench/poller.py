@@ -71,11 +71,11 @@ print(sum(n for (p, e), n in sb.requests.items() if p == "kie" and e == "recordI
 
 
 def seed(jobs: int) -> None:
-    from motionrelay import resources
-    from motionrelay.aws import client
-    from motionrelay.store import JOB_SK, poll_at
+    from motionrelay.infra.aws import client
+    from motionrelay.infra.jobs_table import JOB_SK, poll_at
+    from motionrelay_local import bootstrap
 
-    resources.create_all(os.environ["MOTIONRELAY_TABLE"], os.environ["MOTIONRELAY_BUCKET"],
+    bootstrap.create_all(os.environ["MOTIONRELAY_TABLE"], os.environ["MOTIONRELAY_BUCKET"],
                          "bench-transfer")
     ddb = client("dynamodb")
     now = time.time()

@@ -5,12 +5,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from motionrelay.api.http import callback_base, json_response, register_error_handlers, request_body
+from motionrelay.api.openapi import header, openapi_response, operation, query, swagger_response
 from motionrelay.apikeys import Principal, authenticate
-from motionrelay.http_api import callback_base, json_response, register_error_handlers, request_body
-from motionrelay.idempotency import body_sha256, create_idempotently, register_lambda_context
+from motionrelay.infra.idempotency import body_sha256, create_idempotently, register_lambda_context
 from motionrelay.jobs import DEFAULT_PAGE, MAX_PAGE, STATUSES, cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
-from motionrelay.openapi import header, openapi_response, operation, query, swagger_response
 from motionrelay.submission import create_job, idempotent_job_id
 from motionrelay.uploads import create_upload, parse_upload_request
 from motionrelay.validation import parse_job_request
@@ -18,7 +18,7 @@ from motionrelay.webhook_secrets import get_or_create as webhook_secret
 from motionrelay.webhook_secrets import rotate as rotate_webhook_secret
 
 # No enable_validation: request bodies are parsed by motionrelay.validation (stable error codes,
-# no pydantic at cold start); the pydantic models document them (motionrelay.openapi).
+# no pydantic at cold start); the pydantic models document them (motionrelay.api.openapi).
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
 

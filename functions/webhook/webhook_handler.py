@@ -4,9 +4,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from motionrelay.http_api import json_response, register_error_handlers, request_body
+from motionrelay.api.http import json_response, register_error_handlers, request_body
+from motionrelay.callbacks import handle_callback
 from motionrelay.observability import logger, metrics, tracer
-from motionrelay.webhooks import handle_callback
 
 app = APIGatewayHttpResolver()
 register_error_handlers(app)

@@ -19,7 +19,7 @@ def store_for(target: TableTarget) -> Any:
     import boto3
     from botocore.config import Config
 
-    from motionrelay.store import JobStore
+    from motionrelay.infra.jobs_table import JobStore
 
     session_args: dict[str, Any] = {"region_name": target.region}
     if target.local:
@@ -106,7 +106,7 @@ def revoke(target: TableTarget, key_id: str, out: TextIO) -> int:
 
 def guard(target: TableTarget | None, action: Any) -> int:
     """Run a keys action, turning AWS failures and refusals into one line."""
-    from motionrelay.errors import MotionRelayError
+    from motionrelay.domain.errors import MotionRelayError
 
     try:
         return action()

@@ -498,7 +498,7 @@ class LocalStack:
 
     def _seed_dev_key(self) -> None:
         from motionrelay import apikeys
-        from motionrelay.store import JobStore
+        from motionrelay.infra.jobs_table import JobStore
 
         apikeys.put_key(self._dev_api_key, tenant_id="dev", name="dev",
                         store=JobStore(table_name=self.table, ddb=self.client("dynamodb")))

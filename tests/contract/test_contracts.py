@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from motionrelay.models import ProviderState, ProviderStatus
+from motionrelay.domain.job import ProviderState, ProviderStatus
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
 from motionrelay_local.loopback import QuietFiles, Receiver, loopback_url, serve
 from motionrelay_local.sandbox import PROVIDER_CLASSES, Sandbox

@@ -121,10 +121,10 @@ class FakeKie:
 
 @pytest.fixture
 def aws(monkeypatch):
-    """moto-backed AWS with the stack's resources created from motionrelay.resources."""
+    """moto-backed AWS with the stack's resources created from motionrelay.infra.resources."""
     from moto import mock_aws
 
-    from motionrelay.aws import reset_clients
+    from motionrelay.infra.aws import reset_clients
     from motionrelay.providers import reset_adapters
     from motionrelay.settings import reset_settings
 
@@ -150,7 +150,7 @@ def aws(monkeypatch):
     make_dynamodb_writes_atomic()  # as in DynamoDB, a conditional write is atomic
     with mock_aws():
         reset()
-        from motionrelay.resources import create_all
+        from motionrelay_local.bootstrap import create_all
 
         urls = create_all("jobs", "media", "transfer")
         monkeypatch.setenv("MOTIONRELAY_TRANSFER_QUEUE_URL", urls["transfer_queue_url"])
@@ -167,10 +167,10 @@ def aws(monkeypatch):
 def kie(monkeypatch):
     """A fake Kie wired in as the provider client and as the output download client."""
     fake = FakeKie(video_bytes=(SAMPLES / "motion.mp4").read_bytes())
-    monkeypatch.setattr("motionrelay.http_clients.provider_client", lambda timeout: fake.client())
-    monkeypatch.setattr("motionrelay.http_clients.async_provider_client",
+    monkeypatch.setattr("motionrelay.infra.http_clients.provider_client", lambda timeout: fake.client())
+    monkeypatch.setattr("motionrelay.infra.http_clients.async_provider_client",
                         lambda timeout, max_connections: fake.async_client())
-    for module in ("submission", "webhooks"):
+    for module in ("submission", "callbacks"):
         monkeypatch.setattr(f"motionrelay.{module}.provider_client", lambda timeout: fake.client())
     return fake
 
@@ -178,12 +178,12 @@ def kie(monkeypatch):
 @pytest.fixture
 def kie_cdn(kie, monkeypatch):
     """Also serve the provider's output link from the fake (instead of the guarded client)."""
-    monkeypatch.setattr("motionrelay.netguard.guarded_client", lambda **kw: kie.client())
+    monkeypatch.setattr("motionrelay.infra.netguard.guarded_client", lambda **kw: kie.client())
     return kie
 
 
 def queued_messages(queue_url: str) -> list[dict]:
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     sqs = client("sqs")
     messages = []

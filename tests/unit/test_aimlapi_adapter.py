@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from motionrelay.models import ProviderState
+from motionrelay.domain.job import ProviderState
 from motionrelay.providers import aimlapi
 from motionrelay.providers.aimlapi import MODEL, MODEL_PRO_ONLY, AimlapiAdapter
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec

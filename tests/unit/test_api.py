@@ -43,7 +43,7 @@ def sample_request(**overrides) -> dict:
 
 
 def job_items() -> list[dict]:
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     items = client("dynamodb").scan(TableName="jobs")["Items"]
     return [i for i in items if i["pk"]["S"].startswith("JOB#")]

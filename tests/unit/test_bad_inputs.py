@@ -35,10 +35,10 @@ def shared_aws():
     from moto import mock_aws
 
     from motionrelay.apikeys import put_key
-    from motionrelay.aws import reset_clients
+    from motionrelay.infra.aws import reset_clients
     from motionrelay.providers import reset_adapters
-    from motionrelay.resources import create_all
     from motionrelay.settings import reset_settings
+    from motionrelay_local.bootstrap import create_all
     from motionrelay_local.moto_atomic import make_dynamodb_writes_atomic
 
     def reset():
@@ -129,7 +129,7 @@ class Ctx:
                 return httpx.Response(404, text="not found")
             return httpx.Response(200, content=body)
 
-        self.mp.setattr("motionrelay.netguard.guarded_client",
+        self.mp.setattr("motionrelay.infra.netguard.guarded_client",
                         lambda **kw: httpx.Client(transport=httpx.MockTransport(handler)))
         return FILES
 
@@ -372,7 +372,7 @@ def _overfull_upload() -> str:
 
 def staged_inputs() -> list[str]:
     """Objects under inputs/ other than clients' uploads: what the API staged itself."""
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     listing = client("s3").list_objects_v2(Bucket="media", Prefix="inputs/")
     return [o["Key"] for o in listing.get("Contents", []) if not o["Key"].startswith("inputs/uploads/")]

@@ -41,7 +41,7 @@ def test_a_too_deep_provider_answer_is_a_retryable_provider_error(adapter, conte
 
 
 def test_kie_result_json_too_deep_is_no_output():
-    from motionrelay.models import ProviderState
+    from motionrelay.domain.job import ProviderState
 
     data = {"taskId": "t1", "state": "success", "resultJson": "[" * 100_000}
     status = KieAdapter(api_key="k").parse_status(
@@ -50,6 +50,6 @@ def test_kie_result_json_too_deep_is_no_output():
 
 
 def test_the_idempotency_body_hash_never_raises():
-    from motionrelay.idempotency import body_sha256
+    from motionrelay.infra.idempotency import body_sha256
 
     assert len(body_sha256(b"[" * 100_000)) == 64

@@ -9,8 +9,8 @@ import time
 
 from conftest import FakeContext
 from motionrelay import cooldown, poller
-from motionrelay.models import Phase
-from motionrelay.store import JobStore
+from motionrelay.domain.job import Phase
+from motionrelay.infra.jobs_table import JobStore
 from test_api import post_job, sample_request
 
 
@@ -72,7 +72,7 @@ def test_all_providers_down_keeps_the_job_until_one_recovers(providers):
 def test_cooldowns_are_read_by_their_timestamp_not_their_presence(providers):
     """DynamoDB's TTL deletes lazily: an expired cooldown item must not block a provider."""
     kie, _ = providers
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from motionrelay.settings import get_settings
 
     client("dynamodb").put_item(TableName=get_settings().table_name, Item={

@@ -10,7 +10,7 @@ import pytest
 
 import api_handler
 from conftest import DEV_KEY, FakeContext, load_event
-from motionrelay import idempotency
+from motionrelay.infra import idempotency
 from test_api import job_items, sample_request
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import api_handler
 from conftest import DEV_KEY, FakeContext, load_event, queued_messages
-from motionrelay.models import ProviderState, ProviderStatus
+from motionrelay.domain.job import ProviderState, ProviderStatus
 from test_api import get_job, post_job, sample_request
 
 OTHER_KEY = "mr_other_tenant_key_abcdefghijkl"
@@ -35,8 +35,8 @@ def call(method: str, path: str, query: str = "", key: str = DEV_KEY) -> tuple[i
 
 
 def test_cancel_stops_polling_and_ignores_late_results(aws, kie):
+    from motionrelay.infra.jobs_table import JobStore
     from motionrelay.lifecycle import apply
-    from motionrelay.store import JobStore
 
     job = post_job(sample_request())[1]
     status, canceled = call("POST", f"/v1/jobs/{job['id']}/cancel")
@@ -76,7 +76,7 @@ def test_a_job_canceled_while_its_video_is_copied_keeps_no_output(aws, kie_cdn, 
 
     monkeypatch.setattr(transfer, "_copy", copy_then_cancel)
     assert transfer.transfer_job(job["id"]) == "skipped"
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     assert client("s3").list_objects_v2(Bucket="media", Prefix="outputs/").get("KeyCount") == 0
     assert get_job(job["id"])[1]["status"] == "canceled"

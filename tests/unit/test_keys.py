@@ -52,7 +52,7 @@ def test_create_prints_the_key_once_and_it_works_at_once(aws):
 def test_only_hashes_are_stored(aws):
     import hashlib
 
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     raw_key = keys("create", "--tenant", "acme")[1].strip()
     items = json.dumps(client("dynamodb").scan(TableName="jobs")["Items"])
@@ -84,8 +84,8 @@ def test_list_shows_ids_and_prefixes_never_keys(aws):
 
 def test_listing_keys_is_a_query_never_a_scan(aws):
     from motionrelay.apikeys import create_key, list_keys
-    from motionrelay.aws import client
-    from motionrelay.store import JobStore
+    from motionrelay.infra.aws import client
+    from motionrelay.infra.jobs_table import JobStore
 
     create_key("acme")
     spy = Spy(client("dynamodb"))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import kie_signature
-from motionrelay.models import ProviderState
+from motionrelay.domain.job import ProviderState
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
 from motionrelay.providers.kie import KieAdapter
 

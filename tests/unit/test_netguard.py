@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from motionrelay import netguard
-from motionrelay.errors import ForbiddenUrl, InputUnreachable
-from motionrelay.netguard import address_allowed, check_url, guarded_client, open_stream
+from motionrelay.domain.errors import ForbiddenUrl, InputUnreachable
+from motionrelay.infra import netguard
+from motionrelay.infra.netguard import address_allowed, check_url, guarded_client, open_stream
 
 
 @pytest.mark.parametrize("address", [

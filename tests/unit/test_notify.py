@@ -15,7 +15,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 import api_handler
 import notifier_handler
 from conftest import DEV_KEY, FakeContext, load_event, queued_messages
-from motionrelay import notify, resources, webhook_secrets
+from motionrelay import notify, webhook_secrets
+from motionrelay.infra import resources
 from motionrelay_local.lambda_runtime import sqs_event
 
 HOOK_URL = "https://hooks.client.example/motionrelay?token=client-side-token"
@@ -45,7 +46,7 @@ class Receiver:
 @pytest.fixture
 def receiver(monkeypatch) -> Receiver:
     fake = Receiver()
-    monkeypatch.setattr("motionrelay.netguard.guarded_client", lambda **kw: fake.client())
+    monkeypatch.setattr("motionrelay.infra.netguard.guarded_client", lambda **kw: fake.client())
     return fake
 
 
@@ -66,7 +67,7 @@ def other_tenant(aws):
 
 def make_job(job_id: str = "job_notify0001", *, phase: str = "running", webhook_url: str | None = HOOK_URL,
              tenant: str = "tenant-a"):
-    from motionrelay.store import JobStore
+    from motionrelay.infra.jobs_table import JobStore
 
     return JobStore().create({
         "id": job_id, "tenant_id": tenant, "phase": phase, "provider": "kie", "provider_task_id": "task_1",
@@ -89,7 +90,7 @@ def notify_queue(aws) -> str:
 
 def receive(aws, visibility: int = 0) -> list[dict]:
     """What the event source mapping would receive now (each receive counts as one)."""
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     return client("sqs").receive_message(
         QueueUrl=notify_queue(aws), MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=visibility,
@@ -101,7 +102,7 @@ def run_notifier(aws, messages: list[dict], *, fast_forward: bool = True) -> dic
     """Invoke the notifier with a received batch and settle it like Lambda's event source
     mapping: succeeded messages are deleted, failed ones stay. Unless told not to, failed
     ones are made visible at once instead of waiting out their backoff."""
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     sqs = client("sqs")
     result = notifier_handler.lambda_handler(
@@ -151,8 +152,8 @@ def test_a_terminal_transition_queues_one_notification(aws):
 
 
 def test_duplicate_provider_results_and_late_events_queue_nothing_more(aws):
+    from motionrelay.domain.job import ProviderState, ProviderStatus
     from motionrelay.lifecycle import apply
-    from motionrelay.models import ProviderState, ProviderStatus
 
     make_job()
     failed = ProviderStatus(ProviderState.FAILED, error_code="generation_failed", error_message="x")
@@ -175,7 +176,7 @@ def test_complete_twice_queues_once(aws):
 
 def test_cancel_queues_once_and_a_late_result_adds_nothing(aws):
     from motionrelay.apikeys import Principal
-    from motionrelay.errors import Conflict
+    from motionrelay.domain.errors import Conflict
     from motionrelay.jobs import cancel_job
     from motionrelay.lifecycle import fail
 
@@ -199,7 +200,7 @@ def test_jobs_without_a_webhook_url_queue_nothing(aws):
 
 
 def test_a_queue_failure_does_not_undo_or_fail_the_transition(aws, monkeypatch):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from motionrelay.lifecycle import fail
 
     seen: list[str] = []
@@ -294,7 +295,7 @@ def test_any_2xx_is_a_delivery(aws, receiver):
 
 
 def test_anything_else_is_a_failed_attempt_and_redirects_are_not_followed(aws, receiver):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from motionrelay.lifecycle import fail
 
     for status in (100, 301, 302, 307, 308, 400, 401, 404, 410, 429, 500, 502):
@@ -317,7 +318,7 @@ def test_timeouts_and_connection_errors_are_retried(aws, monkeypatch):
     def timeout(request):
         raise httpx.ConnectTimeout("slow", request=request)
 
-    monkeypatch.setattr("motionrelay.netguard.guarded_client",
+    monkeypatch.setattr("motionrelay.infra.netguard.guarded_client",
                         lambda **kw: httpx.Client(transport=httpx.MockTransport(timeout)))
     make_job()
     fail("job_notify0001", "generation_failed", "nope")
@@ -342,7 +343,7 @@ def test_backoff_schedule_with_jitter():
 
 
 def test_a_failed_attempt_hides_the_message_until_the_next_backoff_step(aws, receiver, monkeypatch):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from motionrelay.lifecycle import fail
 
     sqs = client("sqs")
@@ -372,7 +373,7 @@ def test_a_failed_attempt_hides_the_message_until_the_next_backoff_step(aws, rec
 
 
 def test_after_the_last_attempt_the_message_lands_in_the_dlq(aws, receiver, metrics):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from motionrelay.lifecycle import fail
 
     sqs = client("sqs")
@@ -401,7 +402,7 @@ def test_after_the_last_attempt_the_message_lands_in_the_dlq(aws, receiver, metr
 
 
 def test_a_duplicated_sqs_message_is_posted_once(aws, receiver, metrics):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from motionrelay.lifecycle import fail
 
     make_job()
@@ -435,7 +436,7 @@ def test_a_delivery_in_flight_makes_a_duplicate_wait_instead_of_posting(aws, rec
 
 
 def test_stale_or_malformed_messages_are_dropped(aws, receiver):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     make_job()  # still running: nothing to notify yet
     sqs = client("sqs")
@@ -472,7 +473,7 @@ def test_the_client_is_guarded_and_does_not_follow_redirects(aws, monkeypatch, r
     from motionrelay.lifecycle import fail
 
     calls: list[dict] = []
-    monkeypatch.setattr("motionrelay.netguard.guarded_client",
+    monkeypatch.setattr("motionrelay.infra.netguard.guarded_client",
                         lambda **kw: calls.append(kw) or receiver.client())
     make_job()
     fail("job_notify0001", "generation_failed", "nope")
@@ -481,7 +482,7 @@ def test_the_client_is_guarded_and_does_not_follow_redirects(aws, monkeypatch, r
 
 
 def test_guarded_client_defaults_do_not_follow_redirects():
-    from motionrelay.netguard import guarded_client
+    from motionrelay.infra.netguard import guarded_client
 
     with guarded_client(allow_loopback=False) as http:
         assert http.follow_redirects is False

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from motionrelay.models import ProviderState
+from motionrelay.domain.job import ProviderState
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
 from motionrelay.providers.novita import NovitaAdapter, from_settings
 

@@ -134,7 +134,7 @@ def test_the_api_cold_start_does_not_import_pydantic():
 
 def test_the_request_models_have_the_parsers_fields():
     from motionrelay import uploads, validation
-    from motionrelay.api_models import JobCreate, UploadCreate
+    from motionrelay.api.models import JobCreate, UploadCreate
 
     assert set(JobCreate.model_fields) == validation._FIELDS
     assert set(UploadCreate.model_fields) == uploads._FIELDS
@@ -142,7 +142,7 @@ def test_the_request_models_have_the_parsers_fields():
 
 def _parse_refusal(body: dict) -> str | None:
     """The field parse_job_request refuses `body` for ("" when it names none), or None."""
-    from motionrelay.errors import InvalidRequest
+    from motionrelay.domain.errors import InvalidRequest
     from motionrelay.validation import parse_job_request
 
     try:
@@ -200,7 +200,7 @@ def test_job_create_and_the_parser_agree(document, body, field):
     ({"content_type": "image/png", "size_bytes": 10, "name": "a.png"}, "name"),
 ])
 def test_upload_create_and_the_parser_agree(document, body, field):
-    from motionrelay.errors import MotionRelayError
+    from motionrelay.domain.errors import MotionRelayError
     from motionrelay.uploads import parse_upload_request
 
     try:
@@ -216,7 +216,7 @@ def test_upload_create_and_the_parser_agree(document, body, field):
 
 
 def _job(**fields: Any):
-    from motionrelay.models import Job, Phase
+    from motionrelay.domain.job import Job, Phase
 
     base = {
         "id": "job_0193a1b2c3d4e5f6", "tenant_id": "tenant-a", "phase": Phase.PENDING,
@@ -236,7 +236,7 @@ def _job(**fields: Any):
 
 
 def test_job_resources_in_every_state_conform(document):
-    from motionrelay.models import Phase
+    from motionrelay.domain.job import Phase
 
     at = "2026-11-21T14:31:00.000Z"
     attempts = [{"provider": "novita", "outcome": "skipped", "reason": "no prompt", "at": at},
@@ -261,7 +261,7 @@ def test_job_resources_in_every_state_conform(document):
 
 
 def test_webhook_secrets_and_errors_conform(document):
-    from motionrelay.errors import InputTooLong, NotFound
+    from motionrelay.domain.errors import InputTooLong, NotFound
     from motionrelay.webhook_secrets import WebhookSecret, new_secret
 
     fresh = WebhookSecret(secret=new_secret(), created_at="2026-11-21T14:30:00.000Z")

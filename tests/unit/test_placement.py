@@ -13,9 +13,9 @@ import pytest
 
 from conftest import FakeContext, queued_messages
 from motionrelay import lifecycle, poller, submission
-from motionrelay.models import Phase
+from motionrelay.domain.job import Phase
+from motionrelay.infra.jobs_table import JobStore
 from motionrelay.settings import reset_settings
-from motionrelay.store import JobStore
 from test_api import post_job, sample_request
 from test_failover import outcomes
 
@@ -215,7 +215,7 @@ def test_a_terminal_job_without_a_webhook_leaves_the_index_at_once(aws, kie):
 
 
 def test_an_idempotency_key_retried_after_a_crash_finds_the_same_job(aws, kie, monkeypatch):
-    from motionrelay import idempotency
+    from motionrelay.infra import idempotency
     from test_idempotency import post
 
     idempotency.reset()
@@ -231,7 +231,7 @@ def test_an_idempotency_key_retried_after_a_crash_finds_the_same_job(aws, kie, m
 
 
 def aws_item(job_id: str) -> dict:
-    from motionrelay.store import from_ddb
+    from motionrelay.infra.jobs_table import from_ddb
     from test_api import job_items
 
     return next(from_ddb(i) for i in job_items() if i["id"]["S"] == job_id)

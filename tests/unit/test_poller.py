@@ -12,9 +12,9 @@ import httpx
 import poller_handler
 from conftest import FakeContext, load_event, queued_messages
 from motionrelay import cooldown, poller
-from motionrelay.models import Phase
+from motionrelay.domain.job import Phase
+from motionrelay.infra.jobs_table import JobStore
 from motionrelay.settings import reset_settings
-from motionrelay.store import JobStore
 from test_api import post_job, sample_request
 
 
@@ -99,8 +99,8 @@ def test_overlapping_invocations_apply_each_success_once(aws, kie):
 
 
 def test_lost_transfer_messages_are_requeued(aws, kie):
+    from motionrelay.domain.job import ProviderState, ProviderStatus
     from motionrelay.lifecycle import apply
-    from motionrelay.models import ProviderState, ProviderStatus
 
     job_id = post_job(sample_request())[1]["id"]
     apply(job_id, ProviderStatus(ProviderState.SUCCEEDED, output_url="https://cdn.kie.example/r/out.mp4"))
@@ -167,9 +167,9 @@ def test_a_429_pauses_the_provider_for_its_retry_after(aws, kie):
 
 
 def test_the_next_poll_follows_the_providers_eta(aws, kie):
-    from motionrelay.models import ProviderState, ProviderStatus
+    from motionrelay.domain.job import ProviderState, ProviderStatus
+    from motionrelay.domain.schedule import next_poll_delay
     from motionrelay.providers import get_adapter
-    from motionrelay.schedule import next_poll_delay
 
     caps = get_adapter("kie").capabilities
     with_eta = next_poll_delay(ProviderStatus(ProviderState.RUNNING, eta_seconds=40), 1, caps,
@@ -187,8 +187,8 @@ def test_the_next_poll_follows_the_providers_eta(aws, kie):
 
 def test_jobs_due_within_the_invocation_are_polled_again(aws, kie, monkeypatch):
     """A job due again before the next scheduled run is polled in the same invocation."""
-    monkeypatch.setattr("motionrelay.schedule.MIN_DELAY_SECONDS", 1.0)
-    monkeypatch.setattr("motionrelay.schedule.BACKOFF_BASE_SECONDS", 1.0)
+    monkeypatch.setattr("motionrelay.domain.schedule.MIN_DELAY_SECONDS", 1.0)
+    monkeypatch.setattr("motionrelay.domain.schedule.BACKOFF_BASE_SECONDS", 1.0)
     [job_id] = _running_jobs(1)
     # A job placed without a callback URL: polled on the provider's schedule, not as a safety net.
     JobStore().update(job_id, from_phases=(Phase.QUEUED,), set_values={"callback_expected": False})

@@ -16,7 +16,7 @@ KB = 1024
 
 
 def stage(key: str, data: bytes, content_type: str):
-    from motionrelay.storage import StoredObject, put_bytes
+    from motionrelay.infra.blobs import StoredObject, put_bytes
 
     stored = put_bytes(key, data, content_type)
     return StoredObject(stored.key, stored.size_bytes, stored.sha256, content_type)
@@ -26,7 +26,7 @@ class CountingS3:
     """The real (moto) client, with every GET recorded: a probe must only ever ask for ranges."""
 
     def __init__(self) -> None:
-        from motionrelay.aws import client
+        from motionrelay.infra.aws import client
 
         self._s3 = client("s3")
         self.ranges: list[str | None] = []
@@ -115,7 +115,7 @@ def test_reader_matches_the_bytes_at_every_offset(aws):
 
 def test_a_probe_that_wants_too_much_is_refused(aws, monkeypatch):
     from motionrelay import probe
-    from motionrelay.errors import UnsupportedMedia
+    from motionrelay.domain.errors import UnsupportedMedia
 
     monkeypatch.setattr(probe, "FETCH_BUDGET_BYTES", 1 * KB)
     stored = stage("inputs/t/v.mp4", mediagen.video(4), "video/mp4")
@@ -141,7 +141,7 @@ def _cut(data: bytes) -> bytes:
     ("video", mediagen.audio_only_mp4(), "video/mp4"),
 ])
 def test_damaged_or_trackless_media_is_unsupported(aws, kind, data, content_type):
-    from motionrelay.errors import UnsupportedMedia
+    from motionrelay.domain.errors import UnsupportedMedia
     from motionrelay.probe import probe_stored
 
     with pytest.raises(UnsupportedMedia) as info:
@@ -152,7 +152,7 @@ def test_damaged_or_trackless_media_is_unsupported(aws, kind, data, content_type
 def test_a_decompression_bomb_is_too_large(aws, monkeypatch):
     from PIL import Image
 
-    from motionrelay.errors import InputTooLarge
+    from motionrelay.domain.errors import InputTooLarge
     from motionrelay.probe import probe_stored
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
@@ -189,7 +189,7 @@ def request(orientation="image"):
     (facts("video", duration=31.0), "video", "input_too_long"),
 ])
 def test_universal_limits_have_specific_codes(media, orientation, code):
-    from motionrelay.errors import MotionRelayError
+    from motionrelay.domain.errors import MotionRelayError
     from motionrelay.validation import check_media
 
     with pytest.raises(MotionRelayError) as info:
@@ -254,8 +254,8 @@ def test_s3_errors_while_probing_propagate_instead_of_judging_the_media(aws, mon
     from botocore.exceptions import BotoCoreError, ClientError
 
     from motionrelay import probe
-    from motionrelay.aws import client
-    from motionrelay.errors import MotionRelayError
+    from motionrelay.domain.errors import MotionRelayError
+    from motionrelay.infra.aws import client
 
     stored = stage(f"inputs/t/{kind}", data, content_type)
     raised = _s3_errors()[error]
@@ -274,7 +274,7 @@ def test_s3_errors_while_probing_propagate_instead_of_judging_the_media(aws, mon
 def test_an_s3_error_while_probing_is_a_500_not_a_415(aws, kie, monkeypatch):
     from botocore.exceptions import ClientError
 
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
     from test_api import job_items, post_job, sample_request
 
     s3 = client("s3")

@@ -121,7 +121,7 @@ def test_a_named_provider_is_the_only_candidate(aws, providers):
 ])
 def test_a_named_provider_that_cannot_serve_names_the_unmet_limit(aws, providers, fields, media, field,
                                                                   words):
-    from motionrelay.errors import ProviderCannotServe
+    from motionrelay.domain.errors import ProviderCannotServe
     from motionrelay.validation import rank_providers
 
     with pytest.raises(ProviderCannotServe) as info:
@@ -131,7 +131,7 @@ def test_a_named_provider_that_cannot_serve_names_the_unmet_limit(aws, providers
 
 
 def test_a_named_provider_outside_the_routing_is_refused(aws, providers):
-    from motionrelay.errors import ProviderCannotServe
+    from motionrelay.domain.errors import ProviderCannotServe
     from motionrelay.validation import rank_providers
 
     with pytest.raises(ProviderCannotServe) as info:
@@ -140,7 +140,7 @@ def test_a_named_provider_outside_the_routing_is_refused(aws, providers):
 
 
 def test_nobody_can_serve_lists_every_reason(aws, providers):
-    from motionrelay.errors import ProviderCannotServe
+    from motionrelay.domain.errors import ProviderCannotServe
     from motionrelay.validation import rank_providers
 
     with pytest.raises(ProviderCannotServe) as info:
@@ -175,8 +175,8 @@ def test_too_large_for_a_named_provider_only(aws, providers):
 
 
 def test_a_job_records_its_candidates_and_the_providers_it_skipped(aws, kie, providers, monkeypatch):
+    from motionrelay.infra.jobs_table import JobStore
     from motionrelay.settings import reset_settings
-    from motionrelay.store import JobStore
 
     monkeypatch.setenv("MOTIONRELAY_ROUTING", "novita,pixazo,kie,vibedream")
     reset_settings()

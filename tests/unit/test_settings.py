@@ -10,7 +10,7 @@ from motionrelay.settings import get_settings, provider_secret, reset_settings
 
 
 def test_credentials_come_from_the_json_secret_when_not_in_the_environment(aws, monkeypatch):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     arn = client("secretsmanager").create_secret(
         Name="motionrelay/providers",

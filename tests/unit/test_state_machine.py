@@ -7,9 +7,9 @@ import time
 import pytest
 
 from conftest import queued_messages
+from motionrelay.domain.job import Phase, ProviderState, ProviderStatus
+from motionrelay.infra.jobs_table import JobStore
 from motionrelay.lifecycle import apply, complete, fail
-from motionrelay.models import Phase, ProviderState, ProviderStatus
-from motionrelay.store import JobStore
 from test_api import post_job, sample_request
 
 SUCCESS = ProviderStatus(ProviderState.SUCCEEDED, output_url="https://cdn.kie.example/r/out.mp4")

@@ -1,7 +1,7 @@
 """template.yaml agrees with the code: data resources, handlers, routes, logging, IAM.
 
 The local stack and the other tests build the table, bucket and queues from
-`motionrelay.resources`; AWS gets them from template.yaml. These tests keep the two in
+`motionrelay.infra.resources`; AWS gets them from template.yaml. These tests keep the two in
 step, and check that every function points at a handler that exists. No network, no AWS:
 the template is read with cfn-lint's own CloudFormation YAML decoder (it understands the
 short-form intrinsics such as !Ref and !Sub).
@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
-from motionrelay import resources, settings
+from motionrelay import settings
+from motionrelay.infra import resources
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"

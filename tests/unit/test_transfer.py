@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 import transfer_handler
 from conftest import SAMPLES, FakeContext, load_event
-from motionrelay.models import ProviderState, ProviderStatus
+from motionrelay.domain.job import ProviderState, ProviderStatus
 from test_api import get_job, post_job, sample_request
 
 
@@ -30,7 +30,7 @@ def sqs_event(job_id: str) -> dict:
 
 
 def output_objects() -> list[dict]:
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     return client("s3").list_objects_v2(Bucket="media", Prefix="outputs/").get("Contents", [])
 
@@ -121,8 +121,8 @@ def test_canceled_or_finished_jobs_are_skipped(aws, kie_cdn):
 
 def test_stream_upload_holds_one_part_at_a_time(aws, monkeypatch):
     """Bounded memory: parts go out as soon as they fill; the source is read lazily."""
-    from motionrelay import storage
-    from motionrelay.aws import client
+    from motionrelay.infra import blobs as storage
+    from motionrelay.infra.aws import client
 
     part, chunk, total = 5 * 1024 * 1024, 256 * 1024, 23 * 1024 * 1024
     produced = {"bytes": 0}

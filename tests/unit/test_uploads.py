@@ -60,13 +60,13 @@ def other_tenant(aws):
 
 
 def object_body(key: str) -> bytes:
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     return client("s3").get_object(Bucket="media", Key=key)["Body"].read()
 
 
 def object_keys(prefix: str = "inputs/") -> list[str]:
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     listing = client("s3").list_objects_v2(Bucket="media", Prefix=prefix)
     return [o["Key"] for o in listing.get("Contents", [])]
@@ -189,7 +189,7 @@ def test_the_copy_is_conditional_on_the_etag_that_was_checked(aws, kie, monkeypa
     not enforce it, so a spy stands in for S3 here) and the job is refused, nothing written."""
     from botocore.exceptions import ClientError
 
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     ref = uploaded(PNG, "image/png")
     s3 = client("s3")
@@ -247,7 +247,7 @@ def test_an_upload_larger_than_declared_is_refused(aws, kie):
 
 
 def test_an_expired_upload_is_unknown_even_before_ttl_deletes_it(aws, kie):
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     image_id = uploaded(PNG, "image/png")
     # DynamoDB's TTL deletes lazily: the record's own expiry is what counts.

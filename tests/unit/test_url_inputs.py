@@ -155,7 +155,7 @@ def drip(files_url):
 
 
 def staged_objects() -> list[str]:
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     listing = client("s3").list_objects_v2(Bucket="media", Prefix="inputs/")
     return [o["Key"] for o in listing.get("Contents", [])]
@@ -169,7 +169,7 @@ def _stage(url: str, **kwargs):
 
 @pytest.mark.parametrize("head", [BODY_DRIP, HEADER_DRIP], ids=["body-drip", "header-drip"])
 def test_a_server_dripping_bytes_is_dropped_at_the_staging_deadline(aws, drip, head):
-    from motionrelay.errors import InputUnreachable
+    from motionrelay.domain.errors import InputUnreachable
 
     server = drip(head)
     budget = 1.0
@@ -185,7 +185,7 @@ def test_a_server_dripping_bytes_is_dropped_at_the_staging_deadline(aws, drip, h
 
 
 def test_without_a_deadline_staging_has_a_default_total_budget(aws, drip, monkeypatch):
-    from motionrelay.errors import InputUnreachable
+    from motionrelay.domain.errors import InputUnreachable
 
     monkeypatch.setattr("motionrelay.inputs.STAGE_BUDGET_SECONDS", 1.0)  # 20 s by default
     server = drip(BODY_DRIP)

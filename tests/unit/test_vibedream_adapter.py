@@ -9,7 +9,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from motionrelay.models import ProviderState
+from motionrelay.domain.job import ProviderState
 from motionrelay.providers import vibedream
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
 from motionrelay.providers.vibedream import VibeDreamAdapter

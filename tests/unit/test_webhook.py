@@ -56,7 +56,7 @@ def placed_job(aws, kie):
 
 
 def stored(job_id: str):
-    from motionrelay.store import JobStore
+    from motionrelay.infra.jobs_table import JobStore
 
     return JobStore().get(job_id)
 
@@ -151,13 +151,13 @@ def test_slow_provider_defers_confirmation_to_the_poller(aws, kie, placed_job, m
     def timeout(request):
         raise httpx.ReadTimeout("slow", request=request)
 
-    monkeypatch.setattr("motionrelay.webhooks.provider_client",
+    monkeypatch.setattr("motionrelay.callbacks.provider_client",
                         lambda t: httpx.Client(transport=httpx.MockTransport(timeout)))
     status, body = deliver(callback_event(placed_job, kie))
     assert status == 200 and body["applied"] is False
     job = stored(placed_job["id"])
     assert job.phase.value == "queued"
-    from motionrelay.store import JobStore
+    from motionrelay.infra.jobs_table import JobStore
 
     assert [j["id"] for j in JobStore().due_jobs(time.time() + 1)] == [placed_job["id"]]
 

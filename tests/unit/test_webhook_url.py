@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from motionrelay.errors import ForbiddenUrl
+from motionrelay.domain.errors import ForbiddenUrl
 from motionrelay.validation import parse_job_request
 
 BODY = {"image": "https://files.example/a.png", "video": "https://files.example/a.mp4"}

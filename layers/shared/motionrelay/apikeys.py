@@ -16,9 +16,9 @@ import re
 import secrets
 from dataclasses import asdict, dataclass
 
-from motionrelay.errors import InvalidRequest, NotFound, Unauthorized
-from motionrelay.models import iso, utc_now
-from motionrelay.store import JobStore
+from motionrelay.domain.errors import InvalidRequest, NotFound, Unauthorized
+from motionrelay.domain.job import iso, utc_now
+from motionrelay.infra.jobs_table import JobStore
 
 KEY_PREFIX = "mr_"
 # Shown in listings so a person can tell keys apart; 6 of ~32 random characters give nothing away.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from motionrelay.aws import client
+from motionrelay.infra.aws import client
 from motionrelay.settings import get_settings
 
 BASE_SECONDS = 30.0

@@ -18,10 +18,16 @@ import re
 import time
 from typing import Any
 
-from motionrelay.errors import Conflict, InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
-from motionrelay.media import IMAGE_TYPES, VIDEO_TYPES, extension, require_kind
-from motionrelay.resources import INPUT_PREFIX
-from motionrelay.storage import StoredObject, put_bytes, stream_upload
+from motionrelay.domain.errors import (
+    Conflict,
+    InputTooLarge,
+    InputUnreachable,
+    InvalidRequest,
+    UnsupportedMedia,
+)
+from motionrelay.domain.media import IMAGE_TYPES, VIDEO_TYPES, extension, require_kind
+from motionrelay.infra.blobs import StoredObject, put_bytes, stream_upload
+from motionrelay.infra.resources import INPUT_PREFIX
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,", re.I)
 FETCH_TIMEOUT_SECONDS = 20.0  # per read (connect: 10 s)
@@ -69,8 +75,8 @@ def stage_input(job_id: str, kind: str, value: str, *, max_bytes: int, allow_loo
 def discard(stored: list[StoredObject]) -> None:
     """Delete inputs staged for a refused request (best effort: the lifecycle rule is the
     backstop). Only the job's own staged objects are passed here, never a client's upload."""
+    from motionrelay.infra.blobs import delete
     from motionrelay.observability import logger
-    from motionrelay.storage import delete
 
     for obj in stored:
         try:
@@ -110,7 +116,7 @@ def _stage_url(job_id: str, kind: str, url: str, *, max_bytes: int, allow_loopba
                client: Any = None, deadline: float) -> StoredObject:
     import httpx
 
-    from motionrelay.netguard import FetchTooSlow, guarded_client
+    from motionrelay.infra.netguard import FetchTooSlow, guarded_client
 
     own_client = client is None
     client = client or guarded_client(allow_loopback=allow_loopback, timeout=FETCH_TIMEOUT_SECONDS)
@@ -130,7 +136,7 @@ def _stage_url(job_id: str, kind: str, url: str, *, max_bytes: int, allow_loopba
 
 def _copy_response(job_id: str, kind: str, url: str, client: Any, *, max_bytes: int,
                    allow_loopback: bool, deadline: float) -> StoredObject:
-    from motionrelay.netguard import open_stream
+    from motionrelay.infra.netguard import open_stream
 
     with open_stream(client, url, allow_loopback=allow_loopback, field=kind, deadline=deadline) as response:
         if response.status_code != 200:
@@ -160,7 +166,7 @@ def _use_upload(job_id: str, kind: str, ref: str, *, tenant_id: str, max_bytes: 
     and everything after (sniff, probe, the provider's presigned GET) reads the copy: the
     client's presigned PUT stays valid for an hour, and replacing the upload later must not
     change what the job was validated on or what the provider is given."""
-    from motionrelay.storage import head
+    from motionrelay.infra.blobs import head
     from motionrelay.uploads import resolve_upload
 
     upload = resolve_upload(tenant_id, ref, field=kind)
@@ -199,8 +205,8 @@ def _copy_upload(source_key: str, key: str, *, etag: str, content_type: str, kin
     s3:GetObject on the source and s3:PutObject on `key`, both under inputs/)."""
     from botocore.exceptions import ClientError
 
-    from motionrelay.aws import client
-    from motionrelay.storage import bucket
+    from motionrelay.infra.aws import client
+    from motionrelay.infra.blobs import bucket
 
     try:
         client("s3").copy_object(
@@ -219,7 +225,7 @@ def _copy_upload(source_key: str, key: str, *, etag: str, content_type: str, kin
 
 
 def _first_bytes(key: str, count: int = 64) -> bytes:
-    from motionrelay.aws import client
-    from motionrelay.storage import bucket
+    from motionrelay.infra.aws import client
+    from motionrelay.infra.blobs import bucket
 
     return client("s3").get_object(Bucket=bucket(), Key=key, Range=f"bytes=0-{count - 1}")["Body"].read()

@@ -9,13 +9,13 @@ import json
 from typing import Any
 
 from motionrelay.apikeys import Principal
-from motionrelay.errors import Conflict, InvalidRequest, NotFound
+from motionrelay.domain.errors import Conflict, InvalidRequest, NotFound
+from motionrelay.domain.job import ACTIVE, Job, Phase, iso, utc_now
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.lifecycle import terminal_schedule
-from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
 from motionrelay.notify import settle as settle_notification
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -35,7 +35,7 @@ def get_job(principal: Principal, job_id: str, store: JobStore | None = None) ->
 
 
 def job_resource(job: Job) -> dict[str, Any]:
-    from motionrelay.storage import presign_get
+    from motionrelay.infra.blobs import presign_get
 
     if job.phase is Phase.SUCCEEDED and job.output:
         url, expires_at = presign_get(job.output["key"], get_settings().output_url_ttl_seconds)

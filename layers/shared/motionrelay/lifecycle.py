@@ -7,12 +7,12 @@ import json
 import time
 from typing import Any
 
-from motionrelay.aws import client
-from motionrelay.models import ACTIVE, Job, Phase, ProviderState, ProviderStatus, iso, utc_now
+from motionrelay.domain.job import ACTIVE, Job, Phase, ProviderState, ProviderStatus, iso, utc_now
+from motionrelay.infra.aws import client
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore, owed_at, poll_at
 from motionrelay.notify import settle as settle_notification
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore, owed_at, poll_at
 
 # A job stuck in `transferring` (lost queue message) is re-enqueued after this long.
 TRANSFER_SAFETY_SECONDS = 300

@@ -34,17 +34,17 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from motionrelay.aws import client
-from motionrelay.errors import ForbiddenUrl, InputUnreachable
+from motionrelay.domain.errors import ForbiddenUrl, InputUnreachable
+from motionrelay.infra.aws import client
+from motionrelay.infra.jobs_table import JobStore, job_key
+from motionrelay.infra.resources import NOTIFIER_FUNCTION_TIMEOUT, NOTIFY_BACKOFF_SECONDS, NOTIFY_MAX_RECEIVES
 from motionrelay.observability import count, logger
-from motionrelay.resources import NOTIFIER_FUNCTION_TIMEOUT, NOTIFY_BACKOFF_SECONDS, NOTIFY_MAX_RECEIVES
 from motionrelay.settings import get_settings
-from motionrelay.store import JobStore, job_key
 
 if TYPE_CHECKING:
     import httpx
 
-    from motionrelay.models import Job
+    from motionrelay.domain.job import Job
 
 SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
 JITTER = 0.2
@@ -93,7 +93,7 @@ def settle(job: Job, *, store: Any = None) -> bool:
     queue it, then take the job out of the outbox. If queueing fails the job stays owed and
     the poller's sweep queues it later; the notifier's dedupe by webhook-id makes a second
     copy harmless. Never raises."""
-    from motionrelay.store import JobStore
+    from motionrelay.infra.jobs_table import JobStore
 
     queued = enqueue(job)
     if not queued and _wanted(job):
@@ -223,7 +223,7 @@ def build(job: Job, msg_id: str, timestamp: int) -> tuple[bytes, dict[str, str]]
 def _post(job: Job, url: str, msg_id: str, http_client: httpx.Client | None) -> int:
     import httpx
 
-    from motionrelay import netguard
+    from motionrelay.infra import netguard
 
     allow_loopback = get_settings().allow_loopback
     target = netguard.check_url(url, allow_loopback=allow_loopback, field="webhook_url")

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from motionrelay.domain.job import ACTIVE, Phase, ProviderState
+from motionrelay.domain.schedule import next_poll_delay
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore, poll_at
 from motionrelay.lifecycle import apply, enqueue_transfer, fail, transfer_safety_seconds
-from motionrelay.models import ACTIVE, Phase, ProviderState
 from motionrelay.observability import logger
 from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError
-from motionrelay.schedule import next_poll_delay
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore, poll_at
 
 POLL_TIMEOUT_SECONDS = 8.0
 MIN_REQUEST_SECONDS = 1.0  # no request is started with less time than this for it
@@ -70,7 +70,7 @@ class ProviderGate:
     ~6 ms of CPU per request where five pools of 10 cost ~1 ms (bench/poller.py)."""
 
     def __init__(self, limit: int, shared_client: Any = None) -> None:
-        from motionrelay.http_clients import async_provider_client
+        from motionrelay.infra.http_clients import async_provider_client
 
         self.slots = asyncio.Semaphore(limit)
         self.paused_until = 0.0  # time.monotonic()

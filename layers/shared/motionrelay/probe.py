@@ -19,10 +19,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from motionrelay.errors import InputTooLarge, UnsupportedMedia
+from motionrelay.domain.errors import InputTooLarge, UnsupportedMedia
 
 if TYPE_CHECKING:
-    from motionrelay.storage import StoredObject
+    from motionrelay.infra.blobs import StoredObject
 
 BLOCK_SIZE = 256 * 1024
 MAX_BLOCKS = 2  # the head and one other place (the moov atom at the end) stay cached
@@ -68,8 +68,8 @@ class S3RangeReader(io.RawIOBase):
     def __init__(self, key: str, size: int, *, block_size: int = BLOCK_SIZE, max_blocks: int = MAX_BLOCKS,
                  budget: int | None = None, s3: Any = None, bucket: str | None = None) -> None:
         super().__init__()
-        from motionrelay.aws import client
-        from motionrelay.storage import bucket as default_bucket
+        from motionrelay.infra.aws import client
+        from motionrelay.infra.blobs import bucket as default_bucket
 
         self.key = key
         self.size = size

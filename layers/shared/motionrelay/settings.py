@@ -124,7 +124,7 @@ def _secrets():
     """One Powertools SecretsProvider per process, so its max_age cache is shared."""
     from aws_lambda_powertools.utilities import parameters  # lazy: only when a secret is used
 
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     return parameters.SecretsProvider(boto3_client=client("secretsmanager"))
 

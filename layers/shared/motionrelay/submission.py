@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from motionrelay.apikeys import Principal
-from motionrelay.http_clients import provider_client
-from motionrelay.models import Job, Phase, iso, utc_now
+from motionrelay.domain.job import Job, Phase, iso, utc_now
+from motionrelay.infra.http_clients import provider_client
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore, poll_at
 from motionrelay.observability import count, logger, tracer
 from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError, SubmitSpec
 from motionrelay.settings import get_settings
-from motionrelay.store import ConditionFailed, JobStore, poll_at
 from motionrelay.validation import JobRequest, rank_providers
 
 SUBMIT_TIMEOUT_SECONDS = 10.0
@@ -81,7 +81,7 @@ def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
     the poller finds the job when the lease ends and places it or fails it at its deadline.
     `job_id` (from an Idempotency-Key) makes the create itself idempotent: an existing job
     with that id is returned (409 if it was made from another body)."""
-    from motionrelay.errors import Conflict
+    from motionrelay.domain.errors import Conflict
     from motionrelay.inputs import OverCap, discard, stage_input
     from motionrelay.probe import probe_stored
     from motionrelay.validation import check_media, staging_limit, too_large
@@ -308,7 +308,7 @@ def _submit(job: Job, provider: str, http_client: Any, token: str,
     error body, which is what a gateway in front of it answers)."""
     import httpx
 
-    from motionrelay.storage import presign_get
+    from motionrelay.infra.blobs import presign_get
 
     settings = get_settings()
     adapter = get_adapter(provider)
@@ -392,7 +392,7 @@ _LEASE_FIELDS = ("placing_by", "placing_until", "submitting")
 def _placed(job: Job, store: JobStore, holder: str, provider: str, task_id: str, token: str,
             callback_expected: bool, attempts: list[dict[str, Any]], details: Any = None, *,
             now: float) -> Job:
-    from motionrelay.schedule import first_poll_delay, next_poll_delay
+    from motionrelay.domain.schedule import first_poll_delay, next_poll_delay
 
     caps = get_adapter(provider).capabilities
     delay = first_poll_delay(caps, callback_expected=callback_expected)
@@ -428,7 +428,7 @@ def _placed(job: Job, store: JobStore, holder: str, provider: str, task_id: str,
 def _surplus(job: Job, store: JobStore, provider: str, task_id: str) -> Job:
     """The provider took the job but this placer lost its lease (it ran past it, or the job was
     canceled): the task is paid and nobody will collect it. The job says so."""
-    from motionrelay.models import Phase as P
+    from motionrelay.domain.job import Phase as P
 
     count("SurplusSubmits", provider)
     logger.error("a provider accepted a submit for a job this placement no longer held",

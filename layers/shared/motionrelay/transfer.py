@@ -13,15 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from motionrelay.errors import MotionRelayError
+from motionrelay.domain.errors import MotionRelayError
+from motionrelay.domain.job import Phase
+from motionrelay.domain.media import VIDEO_TYPES, sniff
+from motionrelay.infra.blobs import EmptyContent, StoredObject, delete, head, sha256_of, stream_upload
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore
+from motionrelay.infra.resources import OUTPUT_PREFIX, TRANSFER_FUNCTION_TIMEOUT
 from motionrelay.lifecycle import complete, fail
-from motionrelay.media import VIDEO_TYPES, sniff
-from motionrelay.models import Phase
 from motionrelay.observability import count, logger, tracer
-from motionrelay.resources import OUTPUT_PREFIX, TRANSFER_FUNCTION_TIMEOUT
 from motionrelay.settings import get_settings
-from motionrelay.storage import EmptyContent, StoredObject, delete, head, sha256_of, stream_upload
-from motionrelay.store import ConditionFailed, JobStore
 
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
 _ACCEPTED_DECLARED = ("video/", "application/octet-stream", "binary/octet-stream")
@@ -101,7 +101,7 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
 def hide_message(receipt_handle: str, delay: int) -> None:
     """Keep a retried transfer message invisible for `delay` seconds (Lambda's event source
     mapping leaves a reported failure's visibility as it is)."""
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     try:
         client("sqs").change_message_visibility(QueueUrl=get_settings().transfer_queue_url,
@@ -137,7 +137,7 @@ def _release_lease(store: JobStore, job_id: str) -> None:
 def _copy(url: str, key: str, http_client: Any) -> StoredObject:
     import httpx
 
-    from motionrelay.netguard import guarded_client, open_stream
+    from motionrelay.infra.netguard import guarded_client, open_stream
 
     settings = get_settings()
     own_client = http_client is None

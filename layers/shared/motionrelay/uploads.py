@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from motionrelay.apikeys import Principal
-from motionrelay.aws import client
-from motionrelay.errors import InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
-from motionrelay.media import extension
-from motionrelay.models import iso, utc_now
-from motionrelay.resources import INPUT_PREFIX
+from motionrelay.domain.errors import InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
+from motionrelay.domain.job import iso, utc_now
+from motionrelay.domain.media import extension
+from motionrelay.infra.aws import client
+from motionrelay.infra.resources import INPUT_PREFIX
 from motionrelay.settings import get_settings
 
 UPLOAD_PREFIX = f"{INPUT_PREFIX}uploads/"
@@ -127,7 +127,7 @@ def parse_upload_request(raw_body: str | bytes | None) -> tuple[str, int]:
 def create_upload(principal: Principal, content_type: str, size_bytes: int,
                   store: UploadStore | None = None) -> dict[str, Any]:
     """Record the upload and return `{id, put_url, expires_at}` (expiry of the PUT URL)."""
-    from motionrelay.storage import bucket
+    from motionrelay.infra.blobs import bucket
     from motionrelay.validation import staging_limit
 
     kind = CONTENT_TYPES[content_type]

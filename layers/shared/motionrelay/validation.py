@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from motionrelay.errors import ForbiddenUrl, InvalidRequest, ProviderCannotServe
+from motionrelay.domain.errors import ForbiddenUrl, InvalidRequest, ProviderCannotServe
 from motionrelay.settings import PROVIDERS
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def _check_webhook_url(url: str) -> None:
     hex, octal IPv4; IPv4-mapped, NAT64, 6to4 IPv6...), judged by the guard's own rules
     (loopback only in the local stack). Names are not resolved here: their DNS may change,
     and the guard at delivery checks the addresses they resolve to then."""
-    from motionrelay import netguard
+    from motionrelay.infra import netguard
     from motionrelay.settings import get_settings
 
     if not url.startswith("https://"):
@@ -151,7 +151,13 @@ def _mb(n: int) -> str:
 
 def check_media(facts: MediaFacts, request: JobRequest) -> None:
     """The universal limits for one probed input; raises the specific refusal."""
-    from motionrelay.errors import BadAspectRatio, InputTooLarge, InputTooLong, InputTooShort, InputTooSmall
+    from motionrelay.domain.errors import (
+        BadAspectRatio,
+        InputTooLarge,
+        InputTooLong,
+        InputTooShort,
+        InputTooSmall,
+    )
 
     kind = facts.kind
     if kind == "image" and facts.size_bytes > MAX_IMAGE_BYTES:
@@ -234,7 +240,7 @@ def _media_unmet(request: JobRequest, provider: str, caps: Capabilities,
 
 
 def _skipped(provider: str, reason: str) -> dict[str, Any]:
-    from motionrelay.models import iso, utc_now
+    from motionrelay.domain.job import iso, utc_now
 
     return {"provider": provider, "outcome": "skipped", "reason": reason, "at": iso(utc_now())}
 
@@ -292,7 +298,7 @@ def staging_limit(kind: str, candidates: list[str]) -> int:
 def too_large(request: JobRequest, kind: str, limit: int, routing: tuple[str, ...] | list[str]) -> Exception:
     """The refusal for an input over `limit` bytes: `input_too_large`, unless the named
     provider's own cap is what it exceeds while another enabled provider would take more."""
-    from motionrelay.errors import InputTooLarge
+    from motionrelay.domain.errors import InputTooLarge
 
     if request.provider:
         attr = "max_image_bytes" if kind == "image" else "max_video_bytes"

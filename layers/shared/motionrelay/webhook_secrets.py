@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from motionrelay.aws import client
-from motionrelay.errors import Conflict
-from motionrelay.models import iso
+from motionrelay.domain.errors import Conflict
+from motionrelay.domain.job import iso
+from motionrelay.infra.aws import client
+from motionrelay.infra.jobs_table import from_ddb, to_ddb
 from motionrelay.settings import get_settings
-from motionrelay.store import from_ddb, to_ddb
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_BYTES = 32

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from motionrelay.models import ProviderStatus
+from motionrelay.domain.job import ProviderStatus
 
 if TYPE_CHECKING:
     import httpx

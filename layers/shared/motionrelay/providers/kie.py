@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from motionrelay.models import ProviderState, ProviderStatus
+from motionrelay.domain.job import ProviderState, ProviderStatus
 from motionrelay.providers.base import (
     CallbackHint,
     CallbackRejected,

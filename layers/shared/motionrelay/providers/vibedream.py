@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
-from motionrelay.models import ProviderState, ProviderStatus
+from motionrelay.domain.job import ProviderState, ProviderStatus
 from motionrelay.providers.base import (
     CallbackHint,
     CallbackRejected,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from motionrelay.models import ProviderStatus
+from motionrelay.domain.job import ProviderStatus
 from motionrelay.providers.base import Capabilities
 from motionrelay.settings import get_settings
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from motionrelay.errors import MotionRelayError
+from motionrelay.domain.errors import MotionRelayError
 from motionrelay.observability import logger
 
 

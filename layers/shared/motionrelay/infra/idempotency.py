@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from motionrelay.errors import Conflict, InvalidRequest
+from motionrelay.domain.errors import Conflict, InvalidRequest
 from motionrelay.settings import get_settings
 
 RECORD_SECONDS = 24 * 3600
@@ -47,7 +47,7 @@ def _create_once() -> Callable[..., dict]:
     from aws_lambda_powertools.utilities.idempotency import idempotent_function
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
 
-    from motionrelay.aws import client
+    from motionrelay.infra.aws import client
 
     persistence = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table,
                                            boto3_client=client("dynamodb"),

@@ -14,14 +14,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from motionrelay.errors import NotFound, Unauthorized
-from motionrelay.http_clients import provider_client
+from motionrelay.domain.errors import NotFound, Unauthorized
+from motionrelay.domain.job import Phase
+from motionrelay.infra.http_clients import provider_client
+from motionrelay.infra.jobs_table import JobStore
 from motionrelay.lifecycle import apply
-from motionrelay.models import Phase
 from motionrelay.observability import logger, tracer
 from motionrelay.providers import get_adapter, known_provider
 from motionrelay.providers.base import CallbackRejected, ProviderError
-from motionrelay.store import JobStore
 from motionrelay.submission import callback_token_hash
 
 REFETCH_TIMEOUT_SECONDS = 0.8

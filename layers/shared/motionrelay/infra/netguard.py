@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from motionrelay.errors import ForbiddenUrl, InputUnreachable
+from motionrelay.domain.errors import ForbiddenUrl, InputUnreachable
 
 if TYPE_CHECKING:
     import httpx

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from motionrelay.errors import UnsupportedMedia
+from motionrelay.domain.errors import UnsupportedMedia
 
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg"}
 VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/x-matroska": "mkv"}

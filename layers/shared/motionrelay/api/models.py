@@ -2,7 +2,7 @@
 
 They are what `GET /v1/openapi.json` publishes (components.schemas, under the class names),
 and what the tests hold real responses to. They are imported only when the OpenAPI document
-is built (motionrelay.openapi): pydantic would add ~70 ms to every API cold start otherwise.
+is built (motionrelay.api.openapi): pydantic would add ~70 ms to every API cold start otherwise.
 
 Request bodies are still parsed at run time by `validation.parse_job_request` and
 `uploads.parse_upload_request`, which word each refusal with a stable code and the field

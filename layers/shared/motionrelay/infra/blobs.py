@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from motionrelay.aws import client
-from motionrelay.errors import InputTooLarge, UnsupportedMedia
-from motionrelay.models import iso, utc_now
+from motionrelay.domain.errors import InputTooLarge, UnsupportedMedia
+from motionrelay.domain.job import iso, utc_now
+from motionrelay.infra.aws import client
 from motionrelay.settings import get_settings
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum part is 5 MiB

@@ -12,9 +12,9 @@ import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from motionrelay.aws import client
-from motionrelay.models import ACTIVE, Job, Phase, iso, utc_now
-from motionrelay.resources import DUE_INDEX, TENANT_INDEX
+from motionrelay.domain.job import ACTIVE, Job, Phase, iso, utc_now
+from motionrelay.infra.aws import client
+from motionrelay.infra.resources import DUE_INDEX, TENANT_INDEX
 from motionrelay.settings import get_settings
 
 JOB_SK = "JOB"

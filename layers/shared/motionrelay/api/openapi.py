@@ -2,7 +2,7 @@
 
 Powertools' event handler generates the document from the routes (paths, operation ids,
 path parameters, the responses each route declares); the bodies' schemas come from the
-pydantic models in `motionrelay.api_models`.
+pydantic models in `motionrelay.api.models`.
 
 Cold start: nothing here imports pydantic at module level. Routes name their models by
 reference (`{"$ref": "#/components/schemas/Job"}`), and the models are imported, and the
@@ -97,7 +97,7 @@ def document(app: Any) -> dict[str, Any]:
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
     from pydantic.json_schema import models_json_schema
 
-    from motionrelay.api_models import REQUEST_MODELS, RESPONSE_MODELS
+    from motionrelay.api.models import REQUEST_MODELS, RESPONSE_MODELS
 
     spec = app.get_openapi_schema(
         title=TITLE, version=API_VERSION, openapi_version=OPENAPI_VERSION, description=DESCRIPTION,
