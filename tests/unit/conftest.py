@@ -182,6 +182,31 @@ def kie_cdn(kie, monkeypatch):
     return kie
 
 
+def seed_job(item: dict):
+    """Arrange a stored job in any phase (what earlier events would have left), bypassing the
+    transitions: test setup, never product code."""
+    from motionrelay.domain.job import Job
+    from motionrelay.infra.jobs_table import JobStore, to_ddb
+
+    store = JobStore()
+    full = {"pk": f"JOB#{item['id']}", "sk": "JOB", **item}
+    store.ddb.put_item(TableName=store.table, Item={k: to_ddb(v) for k, v in full.items() if v is not None})
+    return Job.from_item(full)
+
+
+def set_attributes(job_id: str, **values) -> None:
+    """Arrange attributes on a stored job directly (test setup, never product code)."""
+    from motionrelay.infra.jobs_table import JobStore, job_key, to_ddb
+
+    store = JobStore()
+    names = {f"#a{i}": k for i, k in enumerate(values)}
+    store.ddb.update_item(
+        TableName=store.table, Key=job_key(job_id),
+        UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(values))),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":a{i}": to_ddb(v) for i, v in enumerate(values.values())})
+
+
 def queued_messages(queue_url: str) -> list[dict]:
     from motionrelay.infra.aws import client
 

@@ -8,7 +8,8 @@ import json
 import time
 
 from conftest import FakeContext
-from motionrelay import cooldown, poller
+from motionrelay import poller
+from motionrelay.domain import cooldown
 from motionrelay.domain.job import Phase
 from motionrelay.infra.jobs_table import JobStore
 from test_api import post_job, sample_request
@@ -26,7 +27,7 @@ def test_a_retryable_failure_fails_over_and_cools_the_provider_down(providers):
     assert job["provider"] == "aimlapi" and job["provider_task_id"] == "gen-1"
     assert outcomes(job) == [("kie", "retryable_error"), ("aimlapi", "submitted")]
     assert job["attempts"][0]["code"] == "provider_maintenance"
-    assert cooldown.cooling(cooldown.read(["kie"]), "kie") is not None
+    assert cooldown.cooling(JobStore().cooldowns(["kie"]), "kie", time.time()) is not None
 
     # The next job skips Kie without calling it while the cooldown lasts.
     calls_before = kie.submits()
@@ -42,7 +43,7 @@ def test_a_final_rejection_fails_the_job_with_the_providers_reason(providers):
     assert job["status"] == "failed"
     assert job["error"]["code"] == "provider_validation_error" and job["error"]["message"] == "nope"
     assert aiml.submits == 0  # a request the provider judged invalid is not shopped around
-    assert cooldown.read(["kie"]) == {}  # and is not the provider's fault
+    assert JobStore().cooldowns(["kie"]) == {}  # and is not the provider's fault
 
 
 def test_all_providers_down_keeps_the_job_until_one_recovers(providers):
@@ -61,7 +62,6 @@ def test_all_providers_down_keeps_the_job_until_one_recovers(providers):
 
     # AI/ML API recovers and its cooldown has run out: the poller places the job there.
     aiml.status = 200
-    cooldown.clear("aimlapi")
     poller.run(FakeContext(5_000).get_remaining_time_in_millis, now=lambda: time.time() + 400)
     placed = store.get(job["id"])
     assert placed.phase is Phase.QUEUED and placed.provider == "aimlapi"
@@ -80,15 +80,24 @@ def test_cooldowns_are_read_by_their_timestamp_not_their_presence(providers):
         "failures": {"N": "3"}})
     _, job = post_job(sample_request())
     assert job["provider"] == "kie" and outcomes(job) == [("kie", "submitted")]
-    assert cooldown.read(["kie"]) == {}  # a success clears the provider's record
+    assert JobStore().cooldowns(["kie"]) == {}  # a success clears the provider's record
 
 
-def test_consecutive_failures_lengthen_the_cooldown(providers):
-    first = cooldown.trip("kie", failures_before=0) - time.time()
-    third = cooldown.trip("kie", failures_before=2) - time.time()
-    assert 25 < first < 35 and 110 < third < 130
-    assert cooldown.read(["kie"])["kie"][1] == 2  # failures counted in the shared item
-    assert cooldown.trip("kie", failures_before=0, retry_after=90) - time.time() > 85
+def test_consecutive_failures_lengthen_the_cooldown():
+    assert cooldown.ends(0, None, 1000.0) == 1030.0 and cooldown.ends(2, None, 1000.0) == 1120.0
+    assert cooldown.ends(9, None, 1000.0) == 1600.0  # capped
+    assert cooldown.ends(0, 90, 1000.0) == 1090.0  # the provider's Retry-After wins when longer
+    assert cooldown.ends(0, None, 1000.0, scale=0.01) == 1000.3  # the local stack's time scale
+
+
+def test_the_cooldown_item_counts_failures(providers):
+    store = JobStore()
+    store.trip_cooldown("kie", time.time() + 30)
+    store.trip_cooldown("kie", time.time() + 60)
+    until, failures = store.cooldowns(["kie"])["kie"]
+    assert failures == 2 and until > time.time() + 50
+    store.clear_cooldown("kie")
+    assert store.cooldowns(["kie"]) == {}
 
 
 def test_routing_refuses_what_no_configured_provider_can_serve(providers):

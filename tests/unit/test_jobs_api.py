@@ -55,7 +55,7 @@ def test_cancelling_a_finished_job_is_409(aws, kie):
     from motionrelay.lifecycle import fail
 
     job = post_job(sample_request())[1]
-    fail(job["id"], "timeout", "deadline")
+    fail(job["id"], "timeout", "deadline", event="deadline_passed")
     status, body = call("POST", f"/v1/jobs/{job['id']}/cancel")
     assert status == 409 and body["error"]["code"] == "job_finished"
     assert call("POST", f"/v1/jobs/{job['id']}/cancel")[0] == 409

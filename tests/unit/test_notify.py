@@ -67,9 +67,9 @@ def other_tenant(aws):
 
 def make_job(job_id: str = "job_notify0001", *, phase: str = "running", webhook_url: str | None = HOOK_URL,
              tenant: str = "tenant-a"):
-    from motionrelay.infra.jobs_table import JobStore
+    from conftest import seed_job
 
-    return JobStore().create({
+    return seed_job({
         "id": job_id, "tenant_id": tenant, "phase": phase, "provider": "kie", "provider_task_id": "task_1",
         "request": {"quality": "std", "character_orientation": "image", "webhook_url": webhook_url},
         "metadata": {"order": 42}, "attempts": [], "created_at": "2026-01-01T00:00:00.000Z",
@@ -143,8 +143,8 @@ def test_a_terminal_transition_queues_one_notification(aws):
     from motionrelay.lifecycle import fail
 
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
-    fail("job_notify0001", "generation_failed", "nope again")  # a duplicated terminal event
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
+    fail("job_notify0001", "generation_failed", "nope again", event="provider_failed")  # duplicated
 
     [message] = queued_messages(notify_queue(aws))
     assert json.loads(message["Body"]) == {
@@ -185,7 +185,7 @@ def test_cancel_queues_once_and_a_late_result_adds_nothing(aws):
     cancel_job(principal, "job_notify0001")
     with pytest.raises(Conflict):
         cancel_job(principal, "job_notify0001")
-    assert fail("job_notify0001", "timeout", "late") is None
+    assert fail("job_notify0001", "timeout", "late", event="deadline_passed") is None
 
     [message] = queued_messages(notify_queue(aws))
     assert json.loads(message["Body"])["webhook_id"] == "msg_job_notify0001_canceled"
@@ -195,7 +195,7 @@ def test_jobs_without_a_webhook_url_queue_nothing(aws):
     from motionrelay.lifecycle import fail
 
     make_job(webhook_url=None)
-    assert fail("job_notify0001", "generation_failed", "nope") is not None
+    assert fail("job_notify0001", "generation_failed", "nope", event="provider_failed") is not None
     assert queued_messages(notify_queue(aws)) == []
 
 
@@ -211,7 +211,7 @@ def test_a_queue_failure_does_not_undo_or_fail_the_transition(aws, monkeypatch):
 
     monkeypatch.setattr(client("sqs"), "send_message", broken)
     make_job()
-    job = fail("job_notify0001", "generation_failed", "nope")
+    job = fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     assert job is not None and job.status == "failed"
     assert seen == ["NotificationsEnqueueFailed"]
 
@@ -250,7 +250,7 @@ def test_a_tampered_or_foreign_signature_does_not_verify(aws, receiver):
     from motionrelay.lifecycle import fail
 
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     run_notifier(aws, receive(aws))
     [request] = receiver.requests
     forged = httpx.Request("POST", HOOK_URL, content=request.content.replace(b"failed", b"succeeded"),
@@ -267,7 +267,7 @@ def test_retries_keep_the_webhook_id_and_sign_each_attempt(aws, receiver, metric
 
     receiver.statuses = [500, 503, 200]
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     failures = []
     for _ in range(3):
         messages = receive(aws)  # visibility 0 here: the test does not wait for the backoff
@@ -289,7 +289,7 @@ def test_any_2xx_is_a_delivery(aws, receiver):
     for status in (200, 201, 202, 204, 299):  # one job each (one moto setup for all: it is slow)
         receiver.statuses = [status]
         make_job(f"job_notify{status}")
-        fail(f"job_notify{status}", "generation_failed", "nope")
+        fail(f"job_notify{status}", "generation_failed", "nope", event="provider_failed")
         assert run_notifier(aws, receive(aws)) == {"batchItemFailures": []}, status
         assert notify.delivered_ids(f"job_notify{status}") == {f"msg_job_notify{status}_failed"}
 
@@ -302,7 +302,7 @@ def test_anything_else_is_a_failed_attempt_and_redirects_are_not_followed(aws, r
         receiver.statuses = [status]
         receiver.requests.clear()
         make_job(f"job_notify{status}")
-        fail(f"job_notify{status}", "generation_failed", "nope")
+        fail(f"job_notify{status}", "generation_failed", "nope", event="provider_failed")
         messages = receive(aws)
         assert run_notifier(aws, messages)["batchItemFailures"] == [
             {"itemIdentifier": messages[0]["MessageId"]}], status
@@ -321,7 +321,7 @@ def test_timeouts_and_connection_errors_are_retried(aws, monkeypatch):
     monkeypatch.setattr("motionrelay.infra.netguard.guarded_client",
                         lambda **kw: httpx.Client(transport=httpx.MockTransport(timeout)))
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     messages = receive(aws)
     assert run_notifier(aws, messages)["batchItemFailures"] == [{"itemIdentifier": messages[0]["MessageId"]}]
 
@@ -357,7 +357,7 @@ def test_a_failed_attempt_hides_the_message_until_the_next_backoff_step(aws, rec
     monkeypatch.setattr(sqs, "change_message_visibility", spy)
     receiver.statuses = [500]
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
 
     for attempt, base in enumerate(resources.NOTIFY_BACKOFF_SECONDS[:3], start=1):
         messages = receive(aws)
@@ -385,7 +385,7 @@ def test_after_the_last_attempt_the_message_lands_in_the_dlq(aws, receiver, metr
 
     receiver.statuses = [503]
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     for _ in range(resources.NOTIFY_MAX_RECEIVES):
         messages = receive(aws)
         assert len(messages) == 1
@@ -406,7 +406,7 @@ def test_a_duplicated_sqs_message_is_posted_once(aws, receiver, metrics):
     from motionrelay.lifecycle import fail
 
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     [message] = queued_messages(notify_queue(aws))
     # SQS delivers at least once: the same message body arrives again, e.g. from the enqueue
     # being retried after a lost response.
@@ -426,7 +426,7 @@ def test_a_delivery_in_flight_makes_a_duplicate_wait_instead_of_posting(aws, rec
     from motionrelay.lifecycle import fail
 
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     # The other copy holds the lease.
     assert notify._claim("job_notify0001", "msg_job_notify0001_failed", 50) == ("claimed", 50)
 
@@ -461,7 +461,7 @@ def test_urls_the_ssrf_guard_refuses_are_given_up_at_once(aws, metrics):
     for n, url in enumerate(urls):
         job_id = f"job_ssrf{n}"
         make_job(job_id, webhook_url=url)
-        fail(job_id, "generation_failed", "nope")
+        fail(job_id, "generation_failed", "nope", event="provider_failed")
         metrics.clear()
         assert run_notifier(aws, receive(aws)) == {"batchItemFailures": []}, url  # not retried
         assert metrics == ["NotificationsFailed"], url
@@ -476,7 +476,7 @@ def test_the_client_is_guarded_and_does_not_follow_redirects(aws, monkeypatch, r
     monkeypatch.setattr("motionrelay.infra.netguard.guarded_client",
                         lambda **kw: calls.append(kw) or receiver.client())
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     run_notifier(aws, receive(aws))
     assert calls == [{"allow_loopback": False}]
 
@@ -536,7 +536,7 @@ def test_notifications_are_signed_with_the_job_owners_secret(aws, receiver, othe
     from motionrelay.lifecycle import fail
 
     make_job(tenant="tenant-b")
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     run_notifier(aws, receive(aws))
     [request] = receiver.requests
     _, theirs, _ = api("GET", "/v1/webhook-secret", key=other_tenant)
@@ -552,7 +552,7 @@ def test_during_the_grace_period_both_secrets_sign(aws, receiver):
     _, old, _ = api("GET", "/v1/webhook-secret")
     _, new, _ = api("POST", "/v1/webhook-secret/rotate")
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     run_notifier(aws, receive(aws))
     [request] = receiver.requests
     assert len(request.headers["webhook-signature"].split(" ")) == 2
@@ -568,7 +568,7 @@ def test_after_the_grace_period_only_the_new_secret_signs(aws, receiver):
     new = webhook_secrets.rotate("tenant-a", now=time.time() - webhook_secrets.GRACE_SECONDS - 5)
     assert "previous_expires_at" not in api("GET", "/v1/webhook-secret")[1]
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     run_notifier(aws, receive(aws))
     [request] = receiver.requests
     assert len(request.headers["webhook-signature"].split(" ")) == 1
@@ -611,7 +611,7 @@ def test_logs_never_carry_the_secret_or_the_full_url(aws, receiver, caplog, monk
         monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     receiver.statuses = [500, 200]
     make_job()
-    fail("job_notify0001", "generation_failed", "nope")
+    fail("job_notify0001", "generation_failed", "nope", event="provider_failed")
     api("GET", "/v1/webhook-secret")
     _, rotated, _ = api("POST", "/v1/webhook-secret/rotate")  # two secrets sign from here on
     for _ in range(2):

@@ -129,10 +129,6 @@ def test_two_placers_on_one_job_submit_once(providers, monkeypatch):
     aiml.status = 503
     _, job = post_job(sample_request())  # nobody took it: pending, lease released
     kie.submit_code, kie.submit_http_status, aiml.status = 200, 200, 200
-    from motionrelay import cooldown
-
-    cooldown.clear("kie")
-    cooldown.clear("aimlapi")
     gate = threading.Event()
     entered = threading.Event()
     kie.before_submit = lambda: (entered.set(), gate.wait(5))
@@ -140,8 +136,9 @@ def test_two_placers_on_one_job_submit_once(providers, monkeypatch):
     store = JobStore()
     pending = store.get(job["id"])
     results = []
-    placers = [threading.Thread(target=lambda: results.append(submission.place(pending, store=store)))
-               for _ in range(2)]
+    later = lambda: time.time() + 120  # noqa: E731 - both providers' cooldowns have run out by then
+    placers = [threading.Thread(
+        target=lambda: results.append(submission.place(pending, store=store, now=later))) for _ in range(2)]
     placers[0].start()
     assert entered.wait(5)  # the first placer's submit is in flight ...
     placers[1].start()  # ... when the second one starts
@@ -192,7 +189,7 @@ def test_a_job_whose_handling_raises_backs_off_and_does_not_stall_the_others(aws
 def test_a_crash_between_the_terminal_write_and_the_enqueue_is_swept(aws, kie, monkeypatch):
     _, job = post_job({**sample_request(), "webhook_url": "https://hooks.example/done"})
     monkeypatch.setattr(lifecycle, "settle_notification", lambda *a, **k: False)  # the writer died here
-    lifecycle.fail(job["id"], "provider_failed", "boom")
+    lifecycle.fail(job["id"], "provider_failed", "boom", event="provider_failed")
     item = aws_item(job["id"])
     assert item["due_shard"].startswith("owed#")
     assert queued_messages(aws["notify_queue_url"]) == []
@@ -210,7 +207,7 @@ def test_a_crash_between_the_terminal_write_and_the_enqueue_is_swept(aws, kie, m
 
 def test_a_terminal_job_without_a_webhook_leaves_the_index_at_once(aws, kie):
     _, job = post_job(sample_request())
-    lifecycle.fail(job["id"], "provider_failed", "boom")
+    lifecycle.fail(job["id"], "provider_failed", "boom", event="provider_failed")
     assert "due_shard" not in aws_item(job["id"])
 
 

@@ -10,16 +10,17 @@ import time
 import httpx
 
 import poller_handler
-from conftest import FakeContext, load_event, queued_messages
-from motionrelay import cooldown, poller
+from conftest import FakeContext, load_event, queued_messages, set_attributes
+from motionrelay import poller
 from motionrelay.domain.job import Phase
 from motionrelay.infra.jobs_table import JobStore
+from motionrelay.lifecycle import schedule_poll
 from motionrelay.settings import reset_settings
 from test_api import post_job, sample_request
 
 
 def make_due(job_id: str) -> None:
-    JobStore().schedule_poll(job_id, time.time() - 1)
+    schedule_poll(JobStore(), job_id, time.time() - 1)
 
 
 def test_scheduled_event_polls_due_jobs_and_applies_success(aws, kie):
@@ -63,7 +64,6 @@ def test_pending_jobs_are_placed_again(aws, kie):
     job = post_job(sample_request())[1]
     assert job["provider_task_id"] is None
     kie.submit_code = 200
-    cooldown.clear("kie")  # Kie's cooldown after the failure has run out
     poller.run(FakeContext().get_remaining_time_in_millis, now=lambda: time.time() + 120)
     placed = JobStore().get(job["id"])
     assert placed.phase is Phase.QUEUED and placed.provider_task_id
@@ -191,7 +191,7 @@ def test_jobs_due_within_the_invocation_are_polled_again(aws, kie, monkeypatch):
     monkeypatch.setattr("motionrelay.domain.schedule.BACKOFF_BASE_SECONDS", 1.0)
     [job_id] = _running_jobs(1)
     # A job placed without a callback URL: polled on the provider's schedule, not as a safety net.
-    JobStore().update(job_id, from_phases=(Phase.QUEUED,), set_values={"callback_expected": False})
+    set_attributes(job_id, callback_expected=False)
     done = _record("success", resultJson='{"resultUrls":["https://cdn.kie.example/r/out.mp4"]}')
     answers = iter([_record("generating"), _record("generating")])
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import queued_messages
 from motionrelay.domain.job import Phase, ProviderState, ProviderStatus
 from motionrelay.infra.jobs_table import JobStore
-from motionrelay.lifecycle import apply, complete, fail
+from motionrelay.lifecycle import apply, complete, fail, schedule_poll
 from test_api import post_job, sample_request
 
 SUCCESS = ProviderStatus(ProviderState.SUCCEEDED, output_url="https://cdn.kie.example/r/out.mp4")
@@ -40,7 +40,7 @@ def test_forward_path(aws, job_id):
     SUCCESS,
 ])
 def test_terminal_jobs_never_move_again(aws, job_id, late):
-    fail(job_id, "timeout", "deadline")
+    fail(job_id, "timeout", "deadline", event="deadline_passed")
     updated = JobStore().get(job_id).updated_at
     assert apply(job_id, late) is None
     job = JobStore().get(job_id)
@@ -69,8 +69,8 @@ def test_a_failure_after_success_does_not_override_it(aws, job_id):
 
 def test_terminal_jobs_leave_the_due_index_and_cannot_reenter(aws, job_id):
     store = JobStore()
-    store.schedule_poll(job_id, time.time() - 1)
+    schedule_poll(store, job_id, time.time() - 1)
     assert [j["id"] for j in store.due_jobs(time.time())] == [job_id]
-    fail(job_id, "timeout", "deadline")
-    store.schedule_poll(job_id, time.time() - 1)  # a late poller's reschedule
+    fail(job_id, "timeout", "deadline", event="deadline_passed")
+    schedule_poll(store, job_id, time.time() - 1)  # a late poller's reschedule
     assert list(store.due_jobs(time.time() + 3600)) == []

@@ -18,7 +18,7 @@ from motionrelay.domain.errors import NotFound, Unauthorized
 from motionrelay.domain.job import Phase
 from motionrelay.infra.http_clients import provider_client
 from motionrelay.infra.jobs_table import JobStore
-from motionrelay.lifecycle import apply
+from motionrelay.lifecycle import apply, schedule_poll
 from motionrelay.observability import logger, tracer
 from motionrelay.providers import get_adapter, known_provider
 from motionrelay.providers.base import CallbackRejected, ProviderError
@@ -75,7 +75,7 @@ def _refetch_and_apply(job_id: str, task_id: str, adapter: Any, store: JobStore,
     except (ProviderError, httpx.HTTPError) as exc:
         # The provider is slow or erring: let the poller confirm it in its next pass.
         logger.info("callback re-fetch deferred to the poller", extra={"job_id": job_id, "error": str(exc)})
-        store.schedule_poll(job_id, time.time())
+        schedule_poll(store, job_id, time.time())
         return False
     finally:
         if own_client:

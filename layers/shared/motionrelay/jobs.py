@@ -6,15 +6,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import Any
 
 from motionrelay.apikeys import Principal
+from motionrelay.domain import transitions
 from motionrelay.domain.errors import Conflict, InvalidRequest, NotFound
-from motionrelay.domain.job import ACTIVE, Job, Phase, iso, utc_now
-from motionrelay.infra.jobs_table import ConditionFailed, JobStore
-from motionrelay.lifecycle import terminal_schedule
-from motionrelay.notify import settle as settle_notification
-from motionrelay.observability import count, logger
+from motionrelay.domain.job import Job, Phase
+from motionrelay.infra.jobs_table import JobStore
+from motionrelay.lifecycle import at, commit, owed_at
+from motionrelay.observability import logger
 from motionrelay.settings import get_settings
 
 MAX_PAGE = 100
@@ -48,20 +49,13 @@ def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None)
     result is ignored, since apply() and the transfer only start from active phases."""
     store = store or JobStore()
     job = get_job(principal, job_id, store)
-    try:
-        canceled = store.update(
-            job_id, from_phases=ACTIVE,
-            set_values={"phase": Phase.CANCELED.value, "completed_at": iso(utc_now()),
-                        **terminal_schedule(job_id)},
-            remove=("output_source_url", "placing_by", "placing_until", "submitting"),
-        )
-    except ConditionFailed as exc:
+    now = time.time()
+    canceled = commit(store, job_id, transitions.change("canceled", due_at=owed_at(now), at=at(now)))
+    if canceled is None:
         current = store.get(job_id) or job
         raise Conflict(f"The job is already {current.status}; only queued or running jobs can be canceled.",
-                       code="job_finished") from exc
-    count("JobsCanceled", canceled.provider)
+                       code="job_finished")
     logger.info("job canceled", extra={"job_id": job_id})
-    settle_notification(canceled, store=store)  # only the write that canceled the job gets here
     return canceled
 
 

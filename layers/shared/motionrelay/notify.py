@@ -34,9 +34,10 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from motionrelay.domain import transitions
 from motionrelay.domain.errors import ForbiddenUrl, InputUnreachable
-from motionrelay.infra.aws import client
-from motionrelay.infra.jobs_table import JobStore, job_key
+from motionrelay.infra import queues
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.infra.resources import NOTIFIER_FUNCTION_TIMEOUT, NOTIFY_BACKOFF_SECONDS, NOTIFY_MAX_RECEIVES
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
@@ -93,13 +94,13 @@ def settle(job: Job, *, store: Any = None) -> bool:
     queue it, then take the job out of the outbox. If queueing fails the job stays owed and
     the poller's sweep queues it later; the notifier's dedupe by webhook-id makes a second
     copy harmless. Never raises."""
-    from motionrelay.infra.jobs_table import JobStore
-
     queued = enqueue(job)
     if not queued and _wanted(job):
         return False  # stays in the outbox
     try:
-        (store or JobStore()).clear_owed(job.id)
+        (store or JobStore()).write(job.id, transitions.change("notification_queued"))
+    except ConditionFailed:
+        pass  # not owed (any more): someone else settled it
     except Exception:  # noqa: BLE001 - the sweep finds it again; the notification is already queued
         logger.warning("could not clear the job's owed notification", extra={"job_id": job.id}, exc_info=True)
     return queued
@@ -122,7 +123,7 @@ def enqueue(job: Job) -> bool:
         return False
     body = {"job_id": job.id, "webhook_id": webhook_id(job.id, job.status), "type": event_type(job)}
     try:
-        client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
+        queues.enqueue_notification(queue_url, body)
     except Exception:  # noqa: BLE001 - boto3 already retried; failing here would not undo the write
         logger.exception("notification could not be queued", extra={"job_id": job.id})
         count("NotificationsEnqueueFailed", job.provider)
@@ -169,7 +170,7 @@ def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Cl
     # The lease ends when this invocation must have ended: a delivery that died with it is
     # retried as soon as it can be.
     lease = LEASE_SECONDS if remaining_ms is None else max(1, int(remaining_ms() / 1000) + 1)
-    claim, lease_left = _claim(job.id, msg_id, lease)
+    claim, lease_left = _claim(job.id, msg_id, lease, store=store)
     if claim == "delivered":
         logger.info("notification already delivered", extra={"webhook_id": msg_id})
         return "duplicate"
@@ -181,13 +182,13 @@ def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Cl
     try:
         status = _post(job, url, msg_id, http_client)
     except ForbiddenUrl as exc:
-        _release(job.id)
+        _release(job.id, store=store)
         count("NotificationsFailed", job.provider)
         logger.warning("notification refused by the SSRF guard; not retried",
                        extra={"webhook_id": msg_id, "host": host, "reason": exc.message})
         return "refused"
     except NotifyRetry as exc:
-        _release(job.id)
+        _release(job.id, store=store)
         exc.delay = retry_delay(attempt)
         final = attempt >= NOTIFY_MAX_RECEIVES
         count("NotificationsFailed" if final else "NotificationAttemptsFailed", job.provider)
@@ -195,7 +196,7 @@ def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Cl
                        extra={"webhook_id": msg_id, "host": host, "reason": exc.reason, "attempt": attempt,
                               "retry_in_seconds": exc.delay})
         raise
-    _mark_delivered(job.id, msg_id)
+    _mark_delivered(job.id, msg_id, store=store)
     count("NotificationsDelivered", job.provider)
     logger.info("notification delivered", extra={"webhook_id": msg_id, "host": host, "status": status,
                                                  "attempt": attempt})
@@ -261,73 +262,46 @@ def _host(url: str) -> str:
 
 
 def _hide(receipt_handle: str, delay: int) -> None:
-    """Keep the failed message invisible until its next attempt (Lambda's event source
-    mapping leaves a reported failure's visibility as it is)."""
-    try:
-        client("sqs").change_message_visibility(
-            QueueUrl=get_settings().notify_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
-        )
-    except Exception:  # noqa: BLE001 - it then comes back after the queue's own visibility timeout
-        logger.warning("could not set the retry delay of a notification", exc_info=True)
+    queues.hide(get_settings().notify_queue_url, receipt_handle, delay, what="notification")
 
 
 # ------------------------------------------------------------------------------ job item
-# Bookkeeping on the job item with plain UpdateItems: they must not touch `updated_at` (the
-# job did not change) and must work on terminal jobs, which JobStore.update refuses to move.
+# Bookkeeping on the terminal job (domain/transitions.py: notification_*); it does not touch
+# `updated_at`: the job did not change.
 
 
-def _claim(job_id: str, msg_id: str, lease_seconds: int = LEASE_SECONDS) -> tuple[str, int]:
+def _claim(job_id: str, msg_id: str, lease_seconds: int = LEASE_SECONDS, *,
+           store: JobStore | None = None) -> tuple[str, int]:
     """('claimed' | 'delivered' (already done) | 'busy' (another delivery holds the lease),
     seconds that lease has left)."""
-    ddb = client("dynamodb")
+    store = store or JobStore()
     now = int(time.time())
     try:
-        ddb.update_item(
-            TableName=get_settings().table_name, Key=job_key(job_id),
-            UpdateExpression="SET #lease = :until",
-            ConditionExpression="attribute_exists(pk) AND NOT contains(#done, :id) "
-                                "AND (attribute_not_exists(#lease) OR #lease < :now)",
-            ExpressionAttributeNames={"#lease": LEASE, "#done": DELIVERED},
-            ExpressionAttributeValues={":until": {"N": str(now + lease_seconds)}, ":now": {"N": str(now)},
-                                       ":id": {"S": msg_id}},
-        )
+        store.write(job_id, transitions.change("notification_claimed", values={LEASE: now + lease_seconds},
+                                               guard_value=(msg_id, now)))
         return "claimed", lease_seconds
-    except ddb.exceptions.ConditionalCheckFailedException:
+    except ConditionFailed:
         pass
-    item = ddb.get_item(
-        TableName=get_settings().table_name, Key=job_key(job_id), ConsistentRead=True,
-        ProjectionExpression="#done, #lease", ExpressionAttributeNames={"#done": DELIVERED, "#lease": LEASE},
-    ).get("Item") or {}
-    left = int(float(item.get(LEASE, {}).get("N", now)) - now) + 1
-    return ("delivered" if msg_id in item.get(DELIVERED, {}).get("SS", []) else "busy"), left
+    delivered, lease_until = store.notification_state(job_id)
+    left = int((lease_until if lease_until is not None else now) - now) + 1
+    return ("delivered" if msg_id in delivered else "busy"), left
 
 
-def _mark_delivered(job_id: str, msg_id: str) -> None:
-    ddb = client("dynamodb")
+def _mark_delivered(job_id: str, msg_id: str, *, store: JobStore | None = None) -> None:
     try:
-        ddb.update_item(
-            TableName=get_settings().table_name, Key=job_key(job_id),
-            UpdateExpression="ADD #done :ids REMOVE #lease", ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#lease": LEASE, "#done": DELIVERED},
-            ExpressionAttributeValues={":ids": {"SS": [msg_id]}},
-        )
-    except ddb.exceptions.ConditionalCheckFailedException:
+        (store or JobStore()).write(job_id, transitions.change("notification_delivered",
+                                                               add={DELIVERED: [msg_id]}))
+    except ConditionFailed:
         pass  # the job item is gone: nothing left to protect from a second delivery
 
 
-def _release(job_id: str) -> None:
+def _release(job_id: str, *, store: JobStore | None = None) -> None:
     try:
-        client("dynamodb").update_item(
-            TableName=get_settings().table_name, Key=job_key(job_id), UpdateExpression="REMOVE #lease",
-            ConditionExpression="attribute_exists(pk)", ExpressionAttributeNames={"#lease": LEASE},
-        )
+        (store or JobStore()).write(job_id, transitions.change("notification_released"))
     except Exception:  # noqa: BLE001 - the lease expires by itself
         logger.warning("could not release a notification lease", exc_info=True)
 
 
-def delivered_ids(job_id: str) -> set[str]:
+def delivered_ids(job_id: str, *, store: JobStore | None = None) -> set[str]:
     """The webhook-ids delivered for a job (tests, support)."""
-    item: dict[str, Any] = client("dynamodb").get_item(
-        TableName=get_settings().table_name, Key=job_key(job_id), ConsistentRead=True,
-    ).get("Item") or {}
-    return set(item.get(DELIVERED, {}).get("SS", []))
+    return (store or JobStore()).notification_state(job_id)[0]

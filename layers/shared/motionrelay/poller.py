@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from motionrelay.domain import transitions
 from motionrelay.domain.job import ACTIVE, Phase, ProviderState
 from motionrelay.domain.schedule import next_poll_delay
-from motionrelay.infra.jobs_table import ConditionFailed, JobStore, poll_at
-from motionrelay.lifecycle import apply, enqueue_transfer, fail, transfer_safety_seconds
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore
+from motionrelay.lifecycle import apply, commit, fail, perform, schedule_poll, transfer_safety_seconds
 from motionrelay.observability import logger
 from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError
@@ -200,7 +201,7 @@ class _Poller:
                 await self._db(self._transfer_check, job_id, current, deadline)
             elif current > deadline:
                 if await self._db(fail, job_id, "timeout", "The job did not finish before its deadline.",
-                                  store=self.store, from_phases=(Phase.PENDING, Phase.QUEUED, Phase.RUNNING)):
+                                  store=self.store, event="deadline_passed", now=current):
                     self.report.timed_out += 1
             elif phase is Phase.PENDING or not item.get("provider_task_id"):
                 await self._db(self._place, job_id)
@@ -223,21 +224,22 @@ class _Poller:
         errors = job.poll_errors + 1
         step = ERROR_BACKOFF_SECONDS[min(errors, len(ERROR_BACKOFF_SECONDS)) - 1]
         delay = step * self.settings.poll_time_scale
-        try:
-            self.store.update(job_id, from_phases=ACTIVE, set_values={"poll_errors": errors,
-                                                                      **poll_at(job_id, self.now() + delay)})
-        except ConditionFailed:
-            pass
+        commit(self.store, job_id, transitions.change("poll_error", values={"poll_errors": errors},
+                                                      due_at=self.now() + delay))
 
     def _transfer_check(self, job_id: str, current: float, deadline: float) -> None:
         if current > deadline + TRANSFER_GRACE_SECONDS:
             if fail(job_id, "timeout", "The output could not be copied before the job's deadline.",
-                    store=self.store, from_phases=(Phase.TRANSFERRING,)):
+                    store=self.store, event="transfer_timed_out", now=current):
                 self.report.timed_out += 1
             return
         # Still transferring after the safety delay: the queue message may be lost.
-        enqueue_transfer(job_id)
-        self.store.schedule_poll(job_id, current + transfer_safety_seconds())
+        change = transitions.change("transfer_rechecked", due_at=current + transfer_safety_seconds())
+        try:
+            self.store.write(job_id, change)
+        except ConditionFailed:
+            return  # finished meanwhile
+        perform(change, job_id, None, self.store)  # the transfer, queued again
         self.report.transfers_requeued += 1
 
     def _place(self, job_id: str) -> None:
@@ -247,7 +249,7 @@ class _Poller:
         if job is None or job.phase is not Phase.PENDING:
             return
         if job.ambiguous_hold:  # kept on its first provider's deadline (no failover)
-            self.store.schedule_poll(job_id, float(job.deadline_at) + 1)
+            schedule_poll(self.store, job_id, float(job.deadline_at) + 1)
             return
         # Within this invocation's time; the lease keeps overlapping placers (API, pollers) apart.
         place(job, store=self.store, budget=Budget(self.remaining_ms, reserve=SAFETY_MARGIN_SECONDS),
@@ -271,7 +273,7 @@ class _Poller:
             budget = self.remaining() - wait
             if budget < MIN_REQUEST_SECONDS:
                 # Not enough time left to ask (the provider is paused or we are near the timeout).
-                await self._db(self.store.schedule_poll, job_id, self.now() + max(wait, 1.0))
+                await self._db(schedule_poll, self.store, job_id, self.now() + max(wait, 1.0))
                 return
             if wait:
                 await asyncio.sleep(wait)
@@ -284,8 +286,9 @@ class _Poller:
                 await self._provider_error(job_id, exc, gate, poll_count, callback_expected, adapter)
                 return
             except httpx.HTTPError:
-                delay = next_poll_delay(None, poll_count, adapter.capabilities, callback_expected=False)
-                await self._db(self.store.schedule_poll, job_id, self.now() + delay, poll_count=poll_count)
+                delay = next_poll_delay(None, poll_count, adapter.capabilities, callback_expected=False,
+                                        scale=self.settings.poll_time_scale)
+                await self._db(schedule_poll, self.store, job_id, self.now() + delay, poll_count=poll_count)
                 return
         self.report.polled += 1
         self.report.outcome(status.state.value)
@@ -293,21 +296,23 @@ class _Poller:
         if status.state in (ProviderState.QUEUED, ProviderState.RUNNING):
             reschedule_at = self.now() + next_poll_delay(status, poll_count, adapter.capabilities,
                                                          callback_expected=callback_expected,
-                                                         running_for=running_for)
+                                                         running_for=running_for,
+                                                         scale=self.settings.poll_time_scale)
             # Never past the deadline: a job whose callback is lost still fails on time.
             reschedule_at = min(reschedule_at, float(item.get("deadline_at") or reschedule_at) + 1)
         await self._db(apply, job_id, status, store=self.store, source="poll", reschedule_at=reschedule_at,
-                       poll_count=poll_count, known_phase=phase)
+                       poll_count=poll_count, known_phase=phase, now=self.now)
 
     async def _provider_error(self, job_id: str, exc: ProviderError, gate: ProviderGate, poll_count: int,
                               callback_expected: bool, adapter: Any) -> None:
         if not exc.retryable:
-            await self._db(fail, job_id, exc.code, exc.message, store=self.store,
-                           from_phases=(Phase.QUEUED, Phase.RUNNING))
+            await self._db(fail, job_id, exc.code, exc.message, store=self.store, event="provider_failed",
+                           now=self.now())
             return
         if exc.http_status == 429 or exc.code == "provider_rate_limited":
             self.report.rate_limited += 1
             gate.pause(exc.retry_after if exc.retry_after is not None else 5.0)
         delay = max(exc.retry_after or 0.0,
-                    next_poll_delay(None, poll_count, adapter.capabilities, callback_expected=False))
-        await self._db(self.store.schedule_poll, job_id, self.now() + delay, poll_count=poll_count)
+                    next_poll_delay(None, poll_count, adapter.capabilities, callback_expected=False,
+                                    scale=self.settings.poll_time_scale))
+        await self._db(schedule_poll, self.store, job_id, self.now() + delay, poll_count=poll_count)

@@ -12,12 +12,16 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from motionrelay import lifecycle
 from motionrelay.apikeys import Principal
+from motionrelay.domain import cooldown, transitions
 from motionrelay.domain.job import Job, Phase, iso, utc_now
+from motionrelay.domain.schedule import first_poll_delay, next_poll_delay
 from motionrelay.infra.http_clients import provider_client
-from motionrelay.infra.jobs_table import ConditionFailed, JobStore, poll_at
+from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.observability import count, logger, tracer
 from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError, SubmitSpec
@@ -70,7 +74,7 @@ def idempotent_job_id(tenant_id: str, key: str) -> str:
 def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
                store: JobStore | None = None, http_client: Any = None,
                remaining_ms: Callable[[], int] | None = None, job_id: str | None = None,
-               body_sha256: str | None = None) -> Job:
+               body_sha256: str | None = None, now: Callable[[], float] = time.time) -> Job:
     """Rank providers on the request -> stage and probe each input -> rank again on the
     media facts -> write the job (on the due index, with this invocation's placement lease)
     -> place it within the time the invocation has left.
@@ -132,13 +136,13 @@ def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
 
     provider = candidates[0]
     logger.append_keys(provider=provider)
-    now = utc_now()
+    started = now()
+    created = datetime.fromtimestamp(started, UTC)
     holder = secrets.token_hex(8)
-    lease_until = time.time() + max(0.0, budget.left()) + LEASE_MARGIN_SECONDS
+    lease_until = started + max(0.0, budget.left()) + LEASE_MARGIN_SECONDS
     item = {
         "id": job_id,
         "tenant_id": principal.tenant_id,
-        "phase": Phase.PENDING.value,
         "provider": provider,
         "candidates": candidates,
         "request": {
@@ -155,9 +159,9 @@ def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
         "inputs": keys,
         "metadata": request.metadata,
         "attempts": skipped + media_skipped,
-        "created_at": iso(now),
-        "updated_at": iso(now),
-        "deadline_at": int(now.timestamp()) + settings.job_deadline_seconds,
+        "created_at": iso(created),
+        "updated_at": iso(created),
+        "deadline_at": int(started) + settings.job_deadline_seconds,
         "callback_base": callback_base.rstrip("/"),
         "poll_count": 0,
         "body_sha256": body_sha256,
@@ -165,14 +169,13 @@ def create_job(principal: Principal, request: JobRequest, *, callback_base: str,
         # the job falls due right after it, so the poller takes over if this invocation dies.
         "placing_by": holder,
         "placing_until": round(lease_until, 3),
-        **poll_at(job_id, lease_until + 1),
     }
     try:
-        job = store.create(item)
+        job = store.create(transitions.change("created", values=item, due_at=lease_until + 1))
     except ConditionFailed:  # the same Idempotency-Key, concurrently: that job is the answer
-        return store.get(job_id) or Job.from_item(item)
+        return store.get(job_id) or Job.from_item({**item, "phase": Phase.PENDING.value})
     count("JobsSubmitted", provider)
-    return place(job, store=store, http_client=http_client, budget=budget, holder=holder)
+    return place(job, store=store, http_client=http_client, budget=budget, holder=holder, now=now)
 
 
 @tracer.capture_method(capture_response=False)
@@ -197,9 +200,11 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
     if holder is None:
         holder = secrets.token_hex(8)
         started = now()
+        until = started + max(0.0, budget.left()) + LEASE_MARGIN_SECONDS
         try:
-            job = store.take_placement_lease(job.id, holder, started + max(0.0, budget.left())
-                                             + LEASE_MARGIN_SECONDS, started)
+            job = store.write(job.id, transitions.change(
+                "placement_lease_taken", values={"placing_by": holder, "placing_until": round(until, 3)},
+                due_at=until + 1, guard_value=round(started, 3), at=lifecycle.at(started)))
         except ConditionFailed:  # placed, canceled or being placed by someone else meanwhile
             return store.get(job.id) or job
     attempts: list[dict[str, Any]] = []
@@ -209,16 +214,16 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
         previous = str(job.submitting.get("provider"))
         attempts.append(_ambiguous_attempt(previous, "a placement ended after sending its submit"))
         if not get_settings().failover_on_ambiguous:
-            return _hold(job, store, holder, attempts)
+            return _hold(job, store, holder, attempts, now=now())
         # Fail over: the others first; the same provider again only if nobody else takes it.
         candidates = [p for p in candidates if p != previous] + [previous]
-    state = _cooldowns(candidates)
+    state = _cooldowns(candidates, store)
     out_of_time = False
     own_client = http_client is None
     http_client = http_client or provider_client(SUBMIT_TIMEOUT_SECONDS)
     try:
         for provider in candidates:
-            until = _cooling(state, provider)
+            until = cooldown.cooling(state, provider, now())
             if until is not None:
                 attempts.append(_attempt(provider, "cooldown", message=f"in cooldown until {iso_ts(until)}"))
                 continue
@@ -227,8 +232,9 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
                 break
             token = secrets.token_urlsafe(32)
             try:
-                store.placing(job.id, holder, set_values={"submitting": {
-                    "provider": provider, "token_hash": callback_token_hash(token), "at": int(now())}})
+                store.write(job.id, transitions.change("submit_started", values={"submitting": {
+                    "provider": provider, "token_hash": callback_token_hash(token), "at": int(now())}},
+                    guard_value=holder, at=lifecycle.at(now())))
             except ConditionFailed:  # the lease was lost (expired and taken, or canceled)
                 return store.get(job.id) or job
             outcome = _submit(job, provider, http_client, token, min(SUBMIT_TIMEOUT_SECONDS, budget.left()))
@@ -236,20 +242,20 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
                 if outcome.ambiguous:
                     attempts.append(_ambiguous_attempt(provider, outcome.message, code=outcome.code))
                     if not get_settings().failover_on_ambiguous:
-                        return _hold(job, store, holder, attempts)
+                        return _hold(job, store, holder, attempts, now=now())
                     continue
                 attempts.append(_attempt(provider, "retryable_error" if outcome.retryable else "rejected",
                                          code=outcome.code, message=outcome.message))
                 count("SubmitFailures", provider)
                 if not outcome.retryable:
-                    return _rejected(job, store, holder, attempts, outcome)
-                _trip(provider, state.get(provider, (0.0, 0))[1], outcome.retry_after)
+                    return _rejected(job, store, holder, attempts, outcome, now=now())
+                _trip(store, provider, state.get(provider, (0.0, 0))[1], outcome.retry_after, now())
                 continue
             task_id, callback_expected, details = outcome
             placed = _placed(job, store, holder, provider, task_id, token, callback_expected, attempts,
                              details, now=now())
             if provider in state:
-                _clear(provider)  # after the acceptance is recorded: a failure here costs nothing
+                _clear(store, provider)  # after the acceptance is recorded: a failure here costs nothing
             return placed
     finally:
         if own_client:
@@ -257,37 +263,27 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
     return _unplaced(job, store, holder, attempts, out_of_time=out_of_time, now=now())
 
 
-def _cooldowns(candidates: list[str]) -> dict[str, tuple[float, int]]:
+def _cooldowns(candidates: list[str], store: JobStore) -> dict[str, tuple[float, int]]:
     """The providers' cooldowns; without them (DynamoDB refused or failed) every provider is tried."""
-    from motionrelay import cooldown
-
     try:
-        return cooldown.read(candidates)
+        return store.cooldowns(candidates)
     except Exception:  # noqa: BLE001 - best effort: a cooldown only saves a doomed request
         logger.warning("cooldowns could not be read; trying every provider", exc_info=True)
         return {}
 
 
-def _cooling(state: dict[str, tuple[float, int]], provider: str) -> float | None:
-    from motionrelay import cooldown
-
-    return cooldown.cooling(state, provider)
-
-
-def _trip(provider: str, failures_before: int, retry_after: float | None) -> None:
-    from motionrelay import cooldown
-
+def _trip(store: JobStore, provider: str, failures_before: int, retry_after: float | None,
+          now: float) -> None:
     try:
-        cooldown.trip(provider, failures_before, retry_after)
+        until = cooldown.ends(failures_before, retry_after, now, scale=get_settings().poll_time_scale)
+        store.trip_cooldown(provider, until)
     except Exception:  # noqa: BLE001 - best effort: the job's own attempts are what counts
         logger.warning("cooldown could not be started", extra={"provider": provider}, exc_info=True)
 
 
-def _clear(provider: str) -> None:
-    from motionrelay import cooldown
-
+def _clear(store: JobStore, provider: str) -> None:
     try:
-        cooldown.clear(provider)
+        store.clear_cooldown(provider)
     except Exception:  # noqa: BLE001 - best effort: an expired cooldown decides by its time anyway
         logger.warning("cooldown could not be cleared", extra={"provider": provider}, exc_info=True)
 
@@ -386,81 +382,70 @@ def iso_ts(epoch: float) -> str:
     return iso(datetime.fromtimestamp(epoch, UTC))
 
 
-_LEASE_FIELDS = ("placing_by", "placing_until", "submitting")
-
-
 def _placed(job: Job, store: JobStore, holder: str, provider: str, task_id: str, token: str,
             callback_expected: bool, attempts: list[dict[str, Any]], details: Any = None, *,
             now: float) -> Job:
-    from motionrelay.domain.schedule import first_poll_delay, next_poll_delay
-
     caps = get_adapter(provider).capabilities
-    delay = first_poll_delay(caps, callback_expected=callback_expected)
+    scale = get_settings().poll_time_scale
+    delay = first_poll_delay(caps, callback_expected=callback_expected, scale=scale)
     extra: dict[str, Any] = {}
     if details is not None:
         if details.cost:
             extra["cost"] = details.cost
         if details.eta_seconds and not callback_expected:
-            delay = next_poll_delay(details, 0, caps, callback_expected=False)
+            delay = next_poll_delay(details, 0, caps, callback_expected=False, scale=scale)
     try:
-        placed = store.placing(
-            job.id, holder,
-            set_values={
+        placed = store.write(job.id, transitions.change(
+            "placed",
+            values={
                 **extra,
-                "phase": Phase.QUEUED.value,
                 "provider": provider,
                 "provider_task_id": task_id,
                 "callback_token_hash": callback_token_hash(token),
                 "submitted_at": int(now),
                 "callback_expected": callback_expected,  # the poller's schedule depends on it
                 "poll_count": 0,
-                **poll_at(job.id, min(now + delay, float(job.deadline_at) + 1)),
             },
-            remove=_LEASE_FIELDS,
             append={"attempts": [*attempts, _attempt(provider, "submitted")]},
-        )
+            due_at=min(now + delay, float(job.deadline_at) + 1), guard_value=holder, at=lifecycle.at(now)))
     except ConditionFailed:
-        return _surplus(job, store, provider, task_id)
+        return _surplus(job, store, provider, task_id, now=now)
     logger.info("job placed", extra={"job_id": job.id, "provider": provider, "task_id": task_id})
     return placed
 
 
-def _surplus(job: Job, store: JobStore, provider: str, task_id: str) -> Job:
+def _surplus(job: Job, store: JobStore, provider: str, task_id: str, *, now: float) -> Job:
     """The provider took the job but this placer lost its lease (it ran past it, or the job was
     canceled): the task is paid and nobody will collect it. The job says so."""
-    from motionrelay.domain.job import Phase as P
-
     count("SurplusSubmits", provider)
     logger.error("a provider accepted a submit for a job this placement no longer held",
                  extra={"job_id": job.id, "provider": provider, "task_id": task_id})
     try:
-        return store.update(job.id, from_phases=tuple(P), append={
+        return store.write(job.id, transitions.change("surplus_submit", append={
             "orphaned_tasks": [{"provider": provider, "task_id": task_id, "at": iso(utc_now())}],
             "attempts": [_attempt(provider, "surplus", message="accepted after this placement had ended; "
-                                  "the task was not collected")]})
+                                  "the task was not collected")]}, at=lifecycle.at(now)))
     except ConditionFailed:
         return store.get(job.id) or job
 
 
 def _rejected(job: Job, store: JobStore, holder: str, attempts: list[dict[str, Any]],
-              exc: ProviderError) -> Job:
-    from motionrelay.lifecycle import fail
-
+              exc: ProviderError, *, now: float) -> Job:
+    """A final rejection fails the job, with its attempts, in the lease holder's one write."""
     logger.warning("placement rejected", extra={"job_id": job.id, "provider": exc.provider, "code": exc.code})
-    try:
-        store.placing(job.id, holder, append={"attempts": attempts}, remove=_LEASE_FIELDS)
-    except ConditionFailed:
-        return store.get(job.id) or job
-    return fail(job.id, exc.code, exc.message, store=store, from_phases=(Phase.PENDING,)) or job
+    failed = lifecycle.commit(store, job.id, transitions.failure(
+        "placement_rejected", exc.code, exc.message, at=lifecycle.at(now), owed_at=lifecycle.owed_at(now),
+        attempts=attempts, holder=holder))
+    return failed or store.get(job.id) or job
 
 
-def _hold(job: Job, store: JobStore, holder: str, attempts: list[dict[str, Any]]) -> Job:
+def _hold(job: Job, store: JobStore, holder: str, attempts: list[dict[str, Any]], *, now: float) -> Job:
     """MOTIONRELAY_FAILOVER_ON_AMBIGUOUS=false: no other provider is asked; the job stays pending
     until its deadline (then fails with `timeout`), as the first provider's own job would."""
     try:
-        return store.placing(job.id, holder, set_values={"ambiguous_hold": True,
-                                                         **poll_at(job.id, float(job.deadline_at) + 1)},
-                             remove=_LEASE_FIELDS, append={"attempts": attempts})
+        return store.write(job.id, transitions.change(
+            "placement_held", values={"ambiguous_hold": True}, append={"attempts": attempts},
+            due_at=float(job.deadline_at) + 1, guard_value=holder, at=lifecycle.at(now)))
     except ConditionFailed:
         return store.get(job.id) or job
 
@@ -481,7 +466,8 @@ def _unplaced(job: Job, store: JobStore, holder: str, attempts: list[dict[str, A
                                  message=f"no provider took the job; retrying at {iso_ts(retry_at)}"))
     logger.warning("job not placed yet", extra={"job_id": job.id, "retry_in": round(retry_at - now)})
     try:
-        return store.placing(job.id, holder, set_values=poll_at(job.id, retry_at), remove=_LEASE_FIELDS,
-                             append={"attempts": attempts})
+        return store.write(job.id, transitions.change(
+            "placement_deferred", append={"attempts": attempts}, due_at=retry_at, guard_value=holder,
+            at=lifecycle.at(now)))
     except ConditionFailed:
         return store.get(job.id) or job

@@ -13,13 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from motionrelay.domain import transitions
 from motionrelay.domain.errors import MotionRelayError
 from motionrelay.domain.job import Phase
 from motionrelay.domain.media import VIDEO_TYPES, sniff
+from motionrelay.infra import queues
 from motionrelay.infra.blobs import EmptyContent, StoredObject, delete, head, sha256_of, stream_upload
 from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.infra.resources import OUTPUT_PREFIX, TRANSFER_FUNCTION_TIMEOUT
-from motionrelay.lifecycle import complete, fail
+from motionrelay.lifecycle import at, complete, fail
 from motionrelay.observability import count, logger, tracer
 from motionrelay.settings import get_settings
 
@@ -67,10 +69,9 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
 
     now = time.time()
     try:
-        store.update(job_id, from_phases=(Phase.TRANSFERRING,),
-                     set_values={"transfer_lease_until": int(now) + _lease_seconds(remaining_ms)},
-                     extra_condition=("attribute_not_exists(#lease) OR #lease < :now",
-                                      {"#lease": "transfer_lease_until", ":now": int(now)}))
+        store.write(job_id, transitions.change(
+            "transfer_started", values={"transfer_lease_until": int(now) + _lease_seconds(remaining_ms)},
+            guard_value=int(now), at=at(now)))
     except ConditionFailed as exc:
         current = store.get(job_id)
         if current is None or current.phase is not Phase.TRANSFERRING:
@@ -83,11 +84,11 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
     try:
         stored = _copy(job.output_source_url or "", key, http_client)
     except NotVideo as exc:
-        fail(job_id, exc.code, exc.message, store=store, from_phases=(Phase.TRANSFERRING,))
+        fail(job_id, exc.code, exc.message, store=store, event="transfer_failed")
         return "failed"
     except MotionRelayError as exc:
         if exc.status in (403, 404, 410, 413) or exc.code == "forbidden_url":
-            fail(job_id, "output_unavailable", exc.message, store=store, from_phases=(Phase.TRANSFERRING,))
+            fail(job_id, "output_unavailable", exc.message, store=store, event="transfer_failed")
             return "failed"
         _release_lease(store, job_id)
         raise TransferRetry(exc.message) from exc
@@ -99,15 +100,8 @@ def transfer_job(job_id: str, *, store: JobStore | None = None, http_client: Any
 
 
 def hide_message(receipt_handle: str, delay: int) -> None:
-    """Keep a retried transfer message invisible for `delay` seconds (Lambda's event source
-    mapping leaves a reported failure's visibility as it is)."""
-    from motionrelay.infra.aws import client
-
-    try:
-        client("sqs").change_message_visibility(QueueUrl=get_settings().transfer_queue_url,
-                                                ReceiptHandle=receipt_handle, VisibilityTimeout=delay)
-    except Exception:  # noqa: BLE001 - it then comes back after the queue's own visibility timeout
-        logger.warning("could not delay a transfer retry", exc_info=True)
+    """Keep a retried transfer message invisible for `delay` seconds."""
+    queues.hide(get_settings().transfer_queue_url, receipt_handle, delay, what="transfer")
 
 
 def _lease_seconds(remaining_ms: Any) -> int:
@@ -129,7 +123,7 @@ def _complete(job_id: str, stored: StoredObject, store: JobStore) -> str:
 
 def _release_lease(store: JobStore, job_id: str) -> None:
     try:
-        store.update(job_id, from_phases=(Phase.TRANSFERRING,), remove=("transfer_lease_until",))
+        store.write(job_id, transitions.change("transfer_released", at=at(time.time())))
     except ConditionFailed:
         pass
 

@@ -10,10 +10,12 @@ after the typical run time has passed.
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from motionrelay.domain.job import ProviderStatus
-from motionrelay.providers.base import Capabilities
-from motionrelay.settings import get_settings
+
+if TYPE_CHECKING:
+    from motionrelay.domain.capabilities import Capabilities
 
 MIN_DELAY_SECONDS = 10.0  # ETAs run short near the end; polling faster only adds requests
 MAX_DELAY_SECONDS = 120.0
@@ -23,38 +25,38 @@ BACKOFF_BASE_SECONDS = 20.0
 BACKOFF_FACTOR = 1.5
 
 
-def _jitter(seconds: float) -> float:
-    # MOTIONRELAY_POLL_TIME_SCALE shrinks the whole schedule (the local stack's sandbox jobs
-    # take seconds); 1.0 in AWS.
-    return seconds * random.uniform(0.9, 1.1) * get_settings().poll_time_scale
+def _jitter(seconds: float, scale: float) -> float:
+    # `scale` (MOTIONRELAY_POLL_TIME_SCALE) shrinks the whole schedule: the local stack's
+    # sandbox jobs take seconds; 1.0 in AWS.
+    return seconds * random.uniform(0.9, 1.1) * scale
 
 
-def first_poll_delay(caps: Capabilities, *, callback_expected: bool) -> float:
+def first_poll_delay(caps: Capabilities, *, callback_expected: bool, scale: float = 1.0) -> float:
     """Seconds from submit to the first poll."""
     shortest, longest = caps.typical_run_seconds
     if callback_expected:
         # The callback should arrive first; the poll only catches a lost one.
-        return _jitter(longest + 60)
-    return _jitter(shortest)
+        return _jitter(longest + 60, scale)
+    return _jitter(shortest, scale)
 
 
 def next_poll_delay(status: ProviderStatus | None, poll_count: int, caps: Capabilities, *,
-                    callback_expected: bool, running_for: float | None = None) -> float:
+                    callback_expected: bool, running_for: float | None = None, scale: float = 1.0) -> float:
     """Seconds until the next poll of a job that is not finished.
 
     `status` is what the provider just said (None when the poll itself failed), `poll_count`
     how many polls were made so far, `running_for` seconds since the provider accepted it."""
     if callback_expected:
         return _jitter(min((caps.typical_run_seconds[1] + 60) * 2 ** max(0, poll_count - 1),
-                           SAFETY_NET_MAX_SECONDS))
+                           SAFETY_NET_MAX_SECONDS), scale)
     if status is not None and status.eta_seconds is not None and status.eta_seconds > 0:
-        return _jitter(_clamp(status.eta_seconds + ETA_MARGIN_SECONDS))
+        return _jitter(_clamp(status.eta_seconds + ETA_MARGIN_SECONDS), scale)
     if (status is not None and status.progress and 0 < status.progress < 100
             and running_for and running_for > 0):
         # Linear extrapolation: what remains takes as long per percent as what was done.
         remaining = running_for * (100 - status.progress) / status.progress
-        return _jitter(_clamp(remaining))
-    return _jitter(_clamp(BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, poll_count - 1)))
+        return _jitter(_clamp(remaining), scale)
+    return _jitter(_clamp(BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, poll_count - 1)), scale)
 
 
 def _clamp(seconds: float) -> float:

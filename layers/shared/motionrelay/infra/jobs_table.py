@@ -12,7 +12,8 @@ import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from motionrelay.domain.job import ACTIVE, Job, Phase, iso, utc_now
+from motionrelay.domain.job import Job, Phase, iso, utc_now
+from motionrelay.domain.transitions import Change, Guard
 from motionrelay.infra.aws import client
 from motionrelay.infra.resources import DUE_INDEX, TENANT_INDEX
 from motionrelay.settings import get_settings
@@ -51,26 +52,7 @@ def job_key(job_id: str) -> dict:
     return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": JOB_SK}}
 
 
-def due_shard(job_id: str) -> str:
-    shards = get_settings().due_shards
-    digest = hashlib.sha256(job_id.encode()).digest()
-    return f"due#{int.from_bytes(digest[:4], 'big') % shards}"
-
-
-def poll_at(job_id: str, at: float) -> dict[str, Any]:
-    """The attributes that put a job on the sparse due index, due at `at`."""
-    # Millisecond precision: the local stack scales the schedule down to fractions of a second.
-    return {"due_shard": due_shard(job_id), "next_poll_at": round(at, 3)}
-
-
 OWED_PREFIX = "owed#"
-
-
-def owed_at(job_id: str, at: float) -> dict[str, Any]:
-    """The outbox: a terminal job whose notification is owed sits on the same sparse index,
-    under `owed#<n>` partitions the poll never reads, until the notification is queued; the
-    poller's sweep queues what is still there after `at`."""
-    return {"due_shard": OWED_PREFIX + due_shard(job_id).split("#", 1)[1], "next_poll_at": round(at, 3)}
 
 
 def is_job_id(value: str) -> bool:
@@ -83,8 +65,10 @@ class ConditionFailed(Exception):
 
 
 class JobStore:
-    def __init__(self, table_name: str | None = None, ddb: Any = None) -> None:
-        self.table = table_name or get_settings().table_name
+    def __init__(self, table_name: str | None = None, ddb: Any = None, shards: int | None = None) -> None:
+        settings = get_settings()
+        self.table = table_name or settings.table_name
+        self.shards = shards or settings.due_shards
         self._ddb = ddb  # an explicit client (the keys CLI targets a stack chosen by flags)
 
     @property
@@ -92,13 +76,18 @@ class JobStore:
         return self._ddb if self._ddb is not None else client("dynamodb")
 
     # --- jobs ---------------------------------------------------------------------------
-    def create(self, item: dict[str, Any]) -> Job:
+    def create(self, change: Change) -> Job:
+        """The `created` event: a put that fails (ConditionFailed) when the job exists."""
+        item = {**change.sets(), **self.poll_at(change.values["id"], float(change.due_at or 0))}
         item = {"pk": f"JOB#{item['id']}", "sk": JOB_SK, **item}
-        self.ddb.put_item(
-            TableName=self.table,
-            Item={k: to_ddb(v) for k, v in item.items() if v is not None},
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item={k: to_ddb(v) for k, v in item.items() if v is not None},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException as exc:
+            raise ConditionFailed(item["id"]) from exc
         return Job.from_item(item)
 
     def get(self, job_id: str, consistent: bool = True) -> Job | None:
@@ -108,100 +97,142 @@ class JobStore:
         item = response.get("Item")
         return Job.from_item(from_ddb(item)) if item else None
 
-    def update(
-        self,
-        job_id: str,
-        *,
-        from_phases: Iterable[Phase],
-        set_values: dict[str, Any] | None = None,
-        remove: Iterable[str] = (),
-        append: dict[str, list] | None = None,
-        extra_condition: tuple[str, dict[str, Any]] | None = None,
-    ) -> Job:
-        """One conditional write. Raises ConditionFailed when the job is not in `from_phases`."""
-        set_values = dict(set_values or {})
-        set_values.setdefault("updated_at", iso(utc_now()))
+    def write(self, job_id: str, change: Change) -> Job | None:
+        """One conditional write of a `Change` (domain/transitions.py). Returns the job as
+        written (None for the lean bookkeeping writes that return nothing); raises
+        ConditionFailed when its condition does not hold: nothing changed."""
+        event = change.event
         names: dict[str, str] = {"#phase": "phase"}
         values: dict[str, Any] = {}
-        clauses: list[str] = []
-        for i, (attr, value) in enumerate(set_values.items()):
+        sets: list[str] = []
+        assigned = change.sets()
+        if event.touches:
+            assigned.setdefault("updated_at", iso(utc_now()))
+        if event.due == "due" and change.due_at is not None:
+            assigned.update(self.poll_at(job_id, change.due_at))
+        elif event.due == "owed":
+            assigned.update(self.owed_at(job_id, float(change.due_at or 0)))
+        for i, (attr, value) in enumerate(assigned.items()):
             names[f"#s{i}"] = attr
             values[f":s{i}"] = to_ddb(value)
-            clauses.append(f"#s{i} = :s{i}")
-        for i, (attr, items) in enumerate((append or {}).items()):
+            sets.append(f"#s{i} = :s{i}")
+        for i, (attr, items) in enumerate(change.append.items()):
             names[f"#a{i}"] = attr
             values[f":a{i}"] = to_ddb(list(items))
             values[":empty"] = {"L": []}
-            clauses.append(f"#a{i} = list_append(if_not_exists(#a{i}, :empty), :a{i})")
-        expression = "SET " + ", ".join(clauses)
-        removed = list(remove)
-        if removed:
-            for i, attr in enumerate(removed):
-                names[f"#r{i}"] = attr
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
-        phases = list(from_phases)
-        for i, phase in enumerate(phases):
-            values[f":p{i}"] = {"S": phase.value}
-        placeholders = ", ".join(f":p{i}" for i in range(len(phases)))
-        condition = f"attribute_exists(pk) AND #phase IN ({placeholders})"
-        if extra_condition:
-            extra_expr, extra_values = extra_condition
-            condition += f" AND ({extra_expr})"
-            for name, value in extra_values.items():
-                if name.startswith("#"):
-                    names[name] = value
-                else:
-                    values[name] = to_ddb(value)
+            sets.append(f"#a{i} = list_append(if_not_exists(#a{i}, :empty), :a{i})")
+        removed = list(event.removes) + (["due_shard", "next_poll_at"] if event.due == "leave" else [])
+        for i, attr in enumerate(removed):
+            names[f"#r{i}"] = attr
+        adds = []
+        for i, (attr, items) in enumerate(change.add.items()):
+            names[f"#d{i}"] = attr
+            values[f":d{i}"] = {"SS": sorted(set(items))}
+            adds.append(f"#d{i} :d{i}")
+        expression = " ".join(part for part in (
+            "SET " + ", ".join(sets) if sets else "",
+            "ADD " + ", ".join(adds) if adds else "",
+            "REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed))) if removed else "",
+        ) if part)
+        phases = sorted(p.value for p in event.from_phases or ())
+        values.update({f":p{i}": {"S": v} for i, v in enumerate(phases)})
+        condition = f"attribute_exists(pk) AND #phase IN ({', '.join(f':p{i}' for i in range(len(phases)))})"
+        guard = self._guard(change, names, values)
+        if guard:
+            condition += f" AND ({guard})"
+        lean = not event.touches and event.to is None
         try:
             response = self.ddb.update_item(
-                TableName=self.table,
-                Key=job_key(job_id),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                TableName=self.table, Key=job_key(job_id), UpdateExpression=expression,
+                ConditionExpression=condition, ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values, ReturnValues="NONE" if lean else "ALL_NEW",
             )
         except self.ddb.exceptions.ConditionalCheckFailedException as exc:
             raise ConditionFailed(job_id) from exc
-        return Job.from_item(from_ddb(response["Attributes"]))
+        return None if lean else Job.from_item(from_ddb(response["Attributes"]))
 
-    # --- placement lease ---------------------------------------------------------------
-    def take_placement_lease(self, job_id: str, holder: str, until: float, now: float) -> Job:
-        """Become the job's only placer until `until` (API and poller alike): a conditional
-        write on a pending job whose lease is free or expired. The job stays due right after
-        the lease, so the poller takes over if this placer dies. ConditionFailed otherwise."""
-        return self.update(
-            job_id, from_phases=(Phase.PENDING,),
-            set_values={"placing_by": holder, "placing_until": round(until, 3), **poll_at(job_id, until + 1)},
-            extra_condition=("attribute_not_exists(#lease) OR #lease < :now",
-                             {"#lease": "placing_until", ":now": round(now, 3)}),
+    @staticmethod
+    def _guard(change: Change, names: dict[str, str], values: dict[str, Any]) -> str:
+        event = change.event
+        if event.guard_attr:
+            names["#g"] = event.guard_attr
+        match event.guard:
+            case Guard.LEASE_FREE | Guard.HIGHER:
+                values[":g"] = to_ddb(round(change.guard_value, 3) if isinstance(change.guard_value, float)
+                                      else change.guard_value)
+                return "attribute_not_exists(#g) OR #g < :g"
+            case Guard.HELD_BY:
+                values[":g"] = to_ddb(change.guard_value)
+                return "#g = :g"
+            case Guard.OWED:
+                values[":owed"] = {"S": OWED_PREFIX}
+                return "begins_with(due_shard, :owed)"
+            case Guard.NOT_DELIVERED_AND_LEASE_FREE:
+                webhook_id, now = change.guard_value
+                names["#done"] = "notified_ids"
+                values.update({":id": {"S": webhook_id}, ":g": to_ddb(now)})
+                return "NOT contains(#done, :id) AND (attribute_not_exists(#g) OR #g < :g)"
+        return ""
+
+    def due_shard(self, job_id: str) -> str:
+        digest = hashlib.sha256(job_id.encode()).digest()
+        return f"due#{int.from_bytes(digest[:4], 'big') % self.shards}"
+
+    def poll_at(self, job_id: str, at: float) -> dict[str, Any]:
+        """The attributes that put a job on the sparse due index, due at `at`."""
+        # Millisecond precision: the local stack scales the schedule down to fractions of a second.
+        return {"due_shard": self.due_shard(job_id), "next_poll_at": round(at, 3)}
+
+    def owed_at(self, job_id: str, at: float) -> dict[str, Any]:
+        """The outbox: a terminal job whose notification is owed sits on the same sparse index,
+        under `owed#<n>` partitions the poll never reads, until the notification is queued; the
+        poller's sweep queues what is still there after `at`."""
+        return {"due_shard": OWED_PREFIX + self.due_shard(job_id).split("#", 1)[1],
+                "next_poll_at": round(at, 3)}
+
+    def notification_state(self, job_id: str) -> tuple[set[str], float | None]:
+        """A job's delivered webhook-ids and its notification lease (until when)."""
+        item = self.ddb.get_item(
+            TableName=self.table, Key=job_key(job_id), ConsistentRead=True,
+            ProjectionExpression="#done, #lease",
+            ExpressionAttributeNames={"#done": "notified_ids", "#lease": "notify_lease_until"},
+        ).get("Item") or {}
+        lease = item.get("notify_lease_until", {}).get("N")
+        return set(item.get("notified_ids", {}).get("SS", [])), float(lease) if lease is not None else None
+
+    # --- provider cooldowns (domain/cooldown.py) ------------------------------------------
+    @staticmethod
+    def _cooldown_key(provider: str) -> dict:
+        return {"pk": {"S": f"COOLDOWN#{provider}"}, "sk": {"S": "COOLDOWN"}}
+
+    def cooldowns(self, providers: list[str]) -> dict[str, tuple[float, int]]:
+        """`{provider: (until, failures)}` for the providers that have a cooldown item (expired
+        or not), in one BatchGetItem."""
+        if not providers:
+            return {}
+        response = self.ddb.batch_get_item(RequestItems={self.table: {
+            "Keys": [self._cooldown_key(p) for p in dict.fromkeys(providers)], "ConsistentRead": True}})
+        found: dict[str, tuple[float, int]] = {}
+        for item in response.get("Responses", {}).get(self.table, []):
+            provider = item["pk"]["S"].split("#", 1)[1]
+            found[provider] = (float(item["until"]["N"]), int(item.get("failures", {"N": "0"})["N"]))
+        return found
+
+    def trip_cooldown(self, provider: str, until: float) -> None:
+        self.ddb.update_item(
+            TableName=self.table, Key=self._cooldown_key(provider),
+            UpdateExpression="SET #until = :until, expires_at = :expires ADD failures :one",
+            ExpressionAttributeNames={"#until": "until"},
+            ExpressionAttributeValues={":until": {"N": f"{until:.3f}"}, ":one": {"N": "1"},
+                                       ":expires": {"N": str(int(until + 86400))}},
         )
 
-    def placing(self, job_id: str, holder: str, *, set_values: dict[str, Any] | None = None,
-                remove: Iterable[str] = (), append: dict[str, list] | None = None,
-                from_phases: Iterable[Phase] = (Phase.PENDING,)) -> Job:
-        """A write by the lease holder only (ConditionFailed when the lease was lost)."""
-        return self.update(job_id, from_phases=from_phases, set_values=set_values, remove=remove,
-                           append=append, extra_condition=("#holder = :holder",
-                                                           {"#holder": "placing_by", ":holder": holder}))
-
-    # --- notification outbox ------------------------------------------------------------
-    def clear_owed(self, job_id: str) -> bool:
-        """The notification is queued (or not needed): the job leaves the outbox."""
-        try:
-            self.ddb.update_item(
-                TableName=self.table, Key=job_key(job_id), UpdateExpression="REMOVE due_shard, next_poll_at",
-                ConditionExpression="begins_with(due_shard, :owed)",
-                ExpressionAttributeValues={":owed": {"S": OWED_PREFIX}},
-            )
-        except self.ddb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+    def clear_cooldown(self, provider: str) -> None:
+        self.ddb.delete_item(TableName=self.table, Key=self._cooldown_key(provider))
 
     def owed_jobs(self, now: float, limit: int = 200) -> Iterator[dict[str, Any]]:
         """Terminal jobs whose notification was owed before `now` and is still not queued."""
-        for shard in range(get_settings().due_shards):
+        for shard in range(self.shards):
             page = self.ddb.query(
                 TableName=self.table, IndexName=DUE_INDEX, Limit=limit,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :now",
@@ -211,38 +242,9 @@ class JobStore:
             for item in page.get("Items", []):
                 yield from_ddb(item)
 
-    def schedule_poll(self, job_id: str, at: float, *, poll_count: int | None = None) -> None:
-        """Put an active job (back) on the due index. Never touches a terminal job, which
-        would otherwise reappear in the sparse index."""
-        self.reschedule(job_id, at, poll_count=poll_count, from_phases=ACTIVE)
-
-    def reschedule(self, job_id: str, at: float, *, poll_count: int | None = None,
-                   from_phases: Iterable[Phase] = ACTIVE) -> bool:
-        """The poller's most frequent write, kept lean: only the due-index fields, no
-        `updated_at` (nothing a client sees changed), nothing returned. False when the job
-        has left `from_phases` meanwhile."""
-        values = {k: to_ddb(v) for k, v in poll_at(job_id, at).items()}
-        expression = "SET due_shard = :shard, next_poll_at = :at"
-        if poll_count is not None:
-            values[":count"] = to_ddb(poll_count)
-            expression += ", poll_count = :count"
-        phases = [p.value for p in from_phases]
-        values.update({f":p{i}": {"S": v} for i, v in enumerate(phases)})
-        try:
-            self.ddb.update_item(
-                TableName=self.table, Key=job_key(job_id), UpdateExpression=expression,
-                ConditionExpression=f"#phase IN ({', '.join(f':p{i}' for i in range(len(phases)))})",
-                ExpressionAttributeNames={"#phase": "phase"},
-                ExpressionAttributeValues={":shard": values.pop("due_shard"),
-                                           ":at": values.pop("next_poll_at"), **values},
-            )
-        except self.ddb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
     def due_jobs(self, now: float, limit: int = 1000) -> Iterator[dict[str, Any]]:
         """Jobs whose next poll is due, from the sparse index: reads only what is due."""
-        for shard in range(get_settings().due_shards):
+        for shard in range(self.shards):
             kwargs: dict[str, Any] = {
                 "TableName": self.table,
                 "IndexName": DUE_INDEX,
@@ -262,7 +264,7 @@ class JobStore:
         """The earliest next poll up to `horizon`, and how many index items were read for it
         (at most one per shard)."""
         earliest, read = None, 0
-        for shard in range(get_settings().due_shards):
+        for shard in range(self.shards):
             page = self.ddb.query(
                 TableName=self.table, IndexName=DUE_INDEX, Limit=1, ScanIndexForward=True,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :horizon",
