@@ -32,6 +32,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 lint: $(STAMP) $(CHECKOV_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	env -u BC_API_KEY -u PRISMA_API_URL CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
 		$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
 		--skip-download --quiet --compact
