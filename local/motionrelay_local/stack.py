@@ -548,8 +548,9 @@ class LocalStack:
                                               if isinstance(st, Statement)])),
             principal=f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{spec.function_name}",
             secret_arns=secret_arns,
-            layer_dirs=tuple(d for lid, d in layer_dirs.items() if lid in {str(x) for x in layers}
-                             or any(str(x).endswith(lid) for x in layers)),
+            # `Layers: [!Ref SharedLayer]` resolves to the layer's local name: map it back.
+            layer_dirs=tuple(layer_dirs[lid] for lid in layer_dirs
+                             if resolver.refs.get(lid) in {str(x) for x in layers}),
             max_concurrency=int(reserved) if reserved else LOCAL_MAX_CONCURRENCY,
         )
         self._functions[spec.logical_id] = LambdaFunction(config, faults=self.faults,

@@ -16,6 +16,8 @@ pickled messages (see `lambda_runtime` for the protocol). Before the handler is 
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import signal
 import sys
@@ -197,7 +199,6 @@ def _error(exc: BaseException) -> dict:
 
 
 def _load_handler(init: dict) -> Any:
-    import importlib.util
 
     code_dir = init["code_dir"]
     module_path, _, attr = init["handler"].rpartition(".")
@@ -227,6 +228,27 @@ class _NotInLambda:
                                       name=name)
 
 
+class _FromDeployedCode:
+    """A meta path finder that takes the package only from the function's code or its layers,
+    as Lambda would: a function whose template forgets the layer fails to import it here too,
+    instead of finding the editable install."""
+
+    roots: list[str] = []
+
+    @classmethod
+    def find_spec(cls, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != DEPLOYED_PACKAGE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, cls.roots)
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the function's code or layers)",
+                                      name=name)
+        return spec
+
+
+DEPLOYED_PACKAGE = "motionrelay"
+
+
 def _leave_local_tooling(local_dir: str) -> None:
     """Lambda has no local stack: drop its folder from the path and its modules from the cache
     (what is already bound here keeps working), so a handler importing it fails."""
@@ -249,6 +271,11 @@ def serve(conn: Connection) -> None:
         _install_http_boundaries()
         # Lambda's import path: the function's code first, then the layer (/opt/python).
         sys.path[:0] = [init["code_dir"], *init["layer_dirs"]]
+        _FromDeployedCode.roots = [init["code_dir"], *init["layer_dirs"]]
+        for name in list(sys.modules):  # anything the runtime imported before came from elsewhere
+            if name.split(".")[0] == DEPLOYED_PACKAGE:
+                sys.modules.pop(name, None)
+        sys.meta_path.insert(0, _FromDeployedCode)
         _leave_local_tooling(init["local_dir"])
         handler = _load_handler(init)
     except BaseException as exc:  # noqa: BLE001 - an init error is reported, as Lambda does

@@ -36,6 +36,9 @@ def lambda_handler(event, context):
         os._exit(3)
     if what == "import_local":
         import motionrelay_local  # noqa: F401
+    if what == "import_package":
+        import motionrelay
+        return {"file": motionrelay.__file__}
     if what == "dynamodb":
         import boto3
         from botocore.config import Config
@@ -61,7 +64,8 @@ def code_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def function(code_dir: Path, *, timeout: int = 5, statements: list | None = None,
-             faults: Faults | None = None, max_concurrency: int = 4, memory: int = 256) -> LambdaFunction:
+             faults: Faults | None = None, max_concurrency: int = 4, memory: int = 256,
+             layer_dirs: tuple[str, ...] = ()) -> LambdaFunction:
     spec = FunctionSpec(logical_id="ProbeFunction", code_dir=code_dir,
                         handler="probe_handler.lambda_handler", timeout=timeout, memory=memory,
                         function_name="probe")
@@ -69,7 +73,7 @@ def function(code_dir: Path, *, timeout: int = 5, statements: list | None = None
            "PATH": "/usr/bin:/bin"}
     config = FunctionConfig(spec=spec, environment=env, statements=statements or [],
                             principal="arn:aws:sts::123456789012:assumed-role/probe-role/probe",
-                            max_concurrency=max_concurrency)
+                            max_concurrency=max_concurrency, layer_dirs=layer_dirs)
     return LambdaFunction(config, faults=faults)
 
 
@@ -135,6 +139,23 @@ def test_concurrent_invocations_get_environments_of_their_own(probe: LambdaFunct
 def test_the_local_stack_is_not_importable_from_a_handler(probe: LambdaFunction):
     with pytest.raises(FunctionError, match="ModuleNotFoundError|No module named 'motionrelay_local'"):
         probe.invoke({"do": "import_local"})
+
+
+def test_the_package_comes_only_from_the_functions_layers(code_dir: Path):
+    # A function whose template forgets `Layers:` must fail to import the package, as in Lambda,
+    # even though the editable install would find it.
+    bare = function(code_dir)
+    try:
+        with pytest.raises(FunctionError, match="No module named 'motionrelay'"):
+            bare.invoke({"do": "import_package"})
+    finally:
+        bare.unload()
+    layer = Path(__file__).resolve().parents[2] / "layers" / "shared"
+    with_layer = function(code_dir, layer_dirs=(str(layer),))
+    try:
+        assert with_layer.invoke({"do": "import_package"})["file"].startswith(str(layer))
+    finally:
+        with_layer.unload()
 
 
 def test_an_aws_call_the_policy_does_not_allow_is_access_denied_before_anything_is_sent(
