@@ -60,7 +60,7 @@ def demo_options(provider: str) -> list[str]:
     """`motionrelay submit` options for a request `provider` can serve, read from its adapter's
     capabilities: std unless it offers only pro, and a prompt only where it takes one (Pixazo
     offers std alone and no prompt; Novita and VibeDream only pro)."""
-    from motionrelay.providers import get_adapter
+    from motionrelay.registry import get_adapter
 
     capabilities = get_adapter(provider).capabilities
     quality = "std" if "std" in capabilities.qualities else sorted(capabilities.qualities)[0]

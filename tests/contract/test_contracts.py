@@ -99,8 +99,9 @@ def http() -> Iterator[httpx.Client]:
 
 
 def _adapter(provider: str, sandbox: Sandbox) -> Any:
-    module = importlib.import_module(f"motionrelay.providers.{provider}")
-    return module.from_settings(sandbox.base_url(provider))
+    from motionrelay.registry import build_adapter
+
+    return build_adapter(provider, base_url=sandbox.base_url(provider))
 
 
 def _spec(adapter: Any, media: ThreadingHTTPServer, callback_url: str | None = None) -> SubmitSpec:

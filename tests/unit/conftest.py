@@ -125,7 +125,7 @@ def aws(monkeypatch):
     from moto import mock_aws
 
     from motionrelay.infra.aws import reset_clients
-    from motionrelay.providers import reset_adapters
+    from motionrelay.registry import reset_adapters
     from motionrelay.settings import reset_settings
 
     for name, value in {

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from motionrelay.domain.job import ProviderState
-from motionrelay.providers import aimlapi
 from motionrelay.providers.aimlapi import MODEL, MODEL_PRO_ONLY, AimlapiAdapter
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
+from motionrelay.registry import build_adapter
 
 ADAPTER = AimlapiAdapter(api_key="k-123", base_url="https://api.aimlapi.com/")
 LEGACY = AimlapiAdapter(api_key="k-123", base_url="https://api.aimlapi.com", model=MODEL_PRO_ONLY)
@@ -102,13 +102,13 @@ def test_capabilities_follow_the_docs():
     (f"  {MODEL_PRO_ONLY}\n", MODEL_PRO_ONLY, {"pro"}),
     (MODEL, MODEL, {"std", "pro"}),
 ])
-def test_from_settings_reads_the_model_from_the_environment(monkeypatch, env, expected_model, qualities):
+def test_the_registry_reads_the_model_from_the_environment(monkeypatch, env, expected_model, qualities):
     monkeypatch.setenv("MOTIONRELAY_AIMLAPI_API_KEY", "env-key")
     if env is None:
         monkeypatch.delenv("MOTIONRELAY_AIMLAPI_MODEL", raising=False)
     else:
         monkeypatch.setenv("MOTIONRELAY_AIMLAPI_MODEL", env)
-    adapter = aimlapi.from_settings("http://127.0.0.1:9/aimlapi/")
+    adapter = build_adapter("aimlapi", base_url="http://127.0.0.1:9/aimlapi/")
     assert adapter.model == expected_model and adapter.capabilities.qualities == qualities
     request = adapter.build_submit(spec(quality="pro"))
     assert str(request.url) == "http://127.0.0.1:9/aimlapi/v2/video/generations"

@@ -36,7 +36,7 @@ def shared_aws():
 
     from motionrelay.apikeys import put_key
     from motionrelay.infra.aws import reset_clients
-    from motionrelay.providers import reset_adapters
+    from motionrelay.registry import reset_adapters
     from motionrelay.settings import reset_settings
     from motionrelay_local.bootstrap import create_all
     from motionrelay_local.moto_atomic import make_dynamodb_writes_atomic
@@ -72,7 +72,7 @@ def shared_aws():
 def _fresh_settings():
     """Cases change routing and capabilities: the next one starts from the defaults."""
     yield
-    from motionrelay.providers import reset_adapters
+    from motionrelay.registry import reset_adapters
     from motionrelay.settings import reset_settings
 
     reset_settings()
@@ -94,7 +94,7 @@ class Ctx:
 
     def caps(self, **per_provider: dict) -> Ctx:
         """Providers' capabilities: Kie's, changed by the given fields (no HTTP is reached)."""
-        from motionrelay import providers
+        from motionrelay import registry as providers
         from motionrelay.providers.kie import CAPABILITIES
 
         real = providers.get_adapter

@@ -12,7 +12,7 @@ from motionrelay_local.demo import PROMPT, demo_options
 @pytest.fixture(autouse=True)
 def _fresh_adapters():
     """Adapters are cached per process: leave none built from this test's environment."""
-    from motionrelay.providers import reset_adapters
+    from motionrelay.registry import reset_adapters
 
     reset_adapters()
     yield
@@ -21,7 +21,7 @@ def _fresh_adapters():
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_demo_request_fits_each_provider(provider):
-    from motionrelay.providers import get_adapter
+    from motionrelay.registry import get_adapter
 
     capabilities = get_adapter(provider).capabilities
     args = cli.build_parser().parse_args(["submit", "i.png", "v.mp4", *demo_options(provider),

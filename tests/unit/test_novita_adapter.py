@@ -10,7 +10,8 @@ import pytest
 
 from motionrelay.domain.job import ProviderState
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
-from motionrelay.providers.novita import NovitaAdapter, from_settings
+from motionrelay.providers.novita import NovitaAdapter
+from motionrelay.registry import build_adapter
 
 ADAPTER = NovitaAdapter(api_key="nv-123", base_url="https://api.novita.ai/")
 CALLBACK = "https://api.example/v1/callbacks/novita/job_1?token=t"
@@ -54,9 +55,9 @@ def test_capabilities_follow_the_documented_limits():
     assert caps.prompt and caps.negative_prompt and caps.sound_control and caps.progress
 
 
-def test_from_settings_reads_the_key(monkeypatch):
+def test_the_registry_reads_the_key(monkeypatch):
     monkeypatch.setenv("MOTIONRELAY_NOVITA_API_KEY", "from-env")
-    request = from_settings("").build_status("t1")
+    request = build_adapter("novita").build_status("t1")
     assert str(request.url).startswith("https://api.novita.ai/v3/async/task-result")
     assert request.headers["authorization"] == "Bearer from-env"
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from motionrelay.domain.job import ProviderState
-from motionrelay.providers import pixazo
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
 from motionrelay.providers.pixazo import PixazoAdapter
+from motionrelay.registry import build_adapter
 
 BASE = "https://gateway.pixazo.ai"
 API = "/kling-video-v2-6-standard-motion-control/v1/kling-video-v2-6-standard-motion-control"
@@ -54,9 +54,9 @@ def test_capabilities_follow_the_page():
     assert not ADAPTER.signs_callbacks
 
 
-def test_from_settings_reads_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+def test_the_registry_reads_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MOTIONRELAY_PIXAZO_API_KEY", "env-key")
-    adapter = pixazo.from_settings("")
+    adapter = build_adapter("pixazo")
     request = adapter.build_submit(SPEC)
     assert request.headers["ocp-apim-subscription-key"] == "env-key"
     assert str(request.url).startswith("https://gateway.pixazo.ai/")

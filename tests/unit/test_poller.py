@@ -169,7 +169,7 @@ def test_a_429_pauses_the_provider_for_its_retry_after(aws, kie):
 def test_the_next_poll_follows_the_providers_eta(aws, kie):
     from motionrelay.domain.job import ProviderState, ProviderStatus
     from motionrelay.domain.schedule import next_poll_delay
-    from motionrelay.providers import get_adapter
+    from motionrelay.registry import get_adapter
 
     caps = get_adapter("kie").capabilities
     with_eta = next_poll_delay(ProviderStatus(ProviderState.RUNNING, eta_seconds=40), 1, caps,

@@ -35,7 +35,7 @@ PROFILES = {
 @pytest.fixture
 def providers(monkeypatch):
     """Fake adapters (capabilities only) for every name: no provider module is needed."""
-    from motionrelay import providers as registry
+    from motionrelay import registry
 
     caps = {name: kie_caps(**changes) for name, changes in PROFILES.items()}
     real = registry.get_adapter

@@ -44,7 +44,7 @@ def test_routing_names_are_checked(monkeypatch):
 def test_adapters_pick_up_a_rotated_key_after_the_cache_time(aws, monkeypatch):
     import time
 
-    from motionrelay import providers
+    from motionrelay import registry as providers
 
     first = providers.get_adapter("kie")
     assert providers.get_adapter("kie") is first  # cached while fresh

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from motionrelay.domain.job import ProviderState
-from motionrelay.providers import vibedream
 from motionrelay.providers.base import CallbackRejected, ProviderError, SubmitSpec
 from motionrelay.providers.vibedream import VibeDreamAdapter
+from motionrelay.registry import build_adapter
 
 BASE = "https://api.vibedream.ai"
 ADAPTER = VibeDreamAdapter(api_key="vd-key", base_url=BASE + "/")
@@ -50,9 +50,9 @@ def test_capabilities_follow_the_page():
     assert not ADAPTER.signs_callbacks
 
 
-def test_from_settings_reads_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+def test_the_registry_reads_the_key_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MOTIONRELAY_VIBEDREAM_API_KEY", "env-key")
-    request = vibedream.from_settings("").build_submit(SPEC)
+    request = build_adapter("vibedream").build_submit(SPEC)
     assert request.headers["authorization"] == "Bearer env-key"
     assert str(request.url).startswith("https://api.vibedream.ai/")
 

@@ -128,7 +128,7 @@ def test_an_unparseable_callback_body_is_refused_like_a_malformed_one(aws, kie, 
 
 
 def test_without_hmac_key_the_url_token_is_required(aws, kie, placed_job, monkeypatch):
-    from motionrelay.providers import reset_adapters
+    from motionrelay.registry import reset_adapters
 
     monkeypatch.delenv("MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY")
     reset_adapters()

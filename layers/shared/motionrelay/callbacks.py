@@ -20,8 +20,8 @@ from motionrelay.infra.http_clients import provider_client
 from motionrelay.infra.jobs_table import JobStore
 from motionrelay.lifecycle import apply, schedule_poll
 from motionrelay.observability import logger, tracer
-from motionrelay.providers import get_adapter, known_provider
 from motionrelay.providers.base import CallbackRejected, ProviderError
+from motionrelay.registry import get_adapter, known_provider
 from motionrelay.submission import callback_token_hash
 
 REFETCH_TIMEOUT_SECONDS = 0.8

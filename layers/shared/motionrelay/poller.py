@@ -29,8 +29,8 @@ from motionrelay.domain.schedule import next_poll_delay
 from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.lifecycle import apply, commit, fail, perform, schedule_poll, transfer_safety_seconds
 from motionrelay.observability import logger
-from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError
+from motionrelay.registry import get_adapter
 from motionrelay.settings import get_settings
 
 POLL_TIMEOUT_SECONDS = 8.0

@@ -23,8 +23,8 @@ from motionrelay.domain.schedule import first_poll_delay, next_poll_delay
 from motionrelay.infra.http_clients import provider_client
 from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.observability import count, logger, tracer
-from motionrelay.providers import get_adapter
 from motionrelay.providers.base import ProviderError, SubmitSpec
+from motionrelay.registry import get_adapter
 from motionrelay.settings import get_settings
 from motionrelay.validation import JobRequest, rank_providers
 

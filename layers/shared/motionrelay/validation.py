@@ -191,7 +191,7 @@ Unmet = tuple[str, str]  # (field to change, reason)
 
 
 def _capabilities(provider: str) -> Capabilities:
-    from motionrelay.providers import get_adapter
+    from motionrelay.registry import get_adapter
 
     return get_adapter(provider).capabilities
 

@@ -100,11 +100,14 @@ _MODERATION_WORDS = ("moderation", "content policy", "inappropriate", "nsfw", "s
                      "violat", "safety")
 
 
-def from_settings(base_url: str) -> AimlapiAdapter:
-    from motionrelay.settings import provider_secret
+# The provider secret's fields this adapter needs (MOTIONRELAY_AIMLAPI_<field>, env first, then the
+# secret); the registry reads them. MODEL is optional: a deployment may pin another model id.
+CREDENTIALS = ("API_KEY", "MODEL")
 
-    model = provider_secret(NAME, "MODEL") or MODEL  # MOTIONRELAY_AIMLAPI_MODEL: env, else the secret
-    return AimlapiAdapter(api_key=provider_secret(NAME), base_url=base_url, model=model)
+
+def from_credentials(base_url: str, credentials: Mapping[str, str]) -> AimlapiAdapter:
+    return AimlapiAdapter(api_key=credentials["API_KEY"], base_url=base_url,
+                          model=credentials.get("MODEL") or MODEL)
 
 
 class AimlapiAdapter:

@@ -92,11 +92,13 @@ _CODE_NAMES = {
 }
 
 
-def from_settings(base_url: str) -> KieAdapter:
-    from motionrelay.settings import provider_secret
+# The provider secret's fields this adapter needs (MOTIONRELAY_KIE_<field>); the registry reads them.
+CREDENTIALS = ("API_KEY", "WEBHOOK_HMAC_KEY")
 
-    return KieAdapter(api_key=provider_secret(NAME), base_url=base_url,
-                      webhook_hmac_key=provider_secret(NAME, "WEBHOOK_HMAC_KEY"))
+
+def from_credentials(base_url: str, credentials: Mapping[str, str]) -> KieAdapter:
+    return KieAdapter(api_key=credentials["API_KEY"], base_url=base_url,
+                      webhook_hmac_key=credentials.get("WEBHOOK_HMAC_KEY", ""))
 
 
 class KieAdapter:

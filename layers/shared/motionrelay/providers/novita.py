@@ -139,10 +139,12 @@ _MODERATION = re.compile(
 )
 
 
-def from_settings(base_url: str) -> NovitaAdapter:
-    from motionrelay.settings import provider_secret
+# The provider secret's fields this adapter needs (MOTIONRELAY_NOVITA_<field>); the registry reads them.
+CREDENTIALS = ("API_KEY",)
 
-    return NovitaAdapter(api_key=provider_secret(NAME), base_url=base_url)
+
+def from_credentials(base_url: str, credentials: Mapping[str, str]) -> NovitaAdapter:
+    return NovitaAdapter(api_key=credentials["API_KEY"], base_url=base_url)
 
 
 class NovitaAdapter:

@@ -88,10 +88,12 @@ _STATES = {
 _MODERATION_WORDS = ("moderation", "nsfw", "content policy", "inappropriate", "sensitive content", "flagged")
 
 
-def from_settings(base_url: str) -> PixazoAdapter:
-    from motionrelay.settings import provider_secret
+# The provider secret's fields this adapter needs (MOTIONRELAY_PIXAZO_<field>); the registry reads them.
+CREDENTIALS = ("API_KEY",)
 
-    return PixazoAdapter(api_key=provider_secret(NAME), base_url=base_url)
+
+def from_credentials(base_url: str, credentials: Mapping[str, str]) -> PixazoAdapter:
+    return PixazoAdapter(api_key=credentials["API_KEY"], base_url=base_url)
 
 
 class PixazoAdapter:

@@ -88,10 +88,12 @@ _ETA = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*\d+(?:\.\d+)?)?\s*(s|secs?|seco
                   re.IGNORECASE)
 
 
-def from_settings(base_url: str) -> VibeDreamAdapter:
-    from motionrelay.settings import provider_secret
+# The provider secret's fields this adapter needs (MOTIONRELAY_VIBEDREAM_<field>); the registry reads them.
+CREDENTIALS = ("API_KEY",)
 
-    return VibeDreamAdapter(api_key=provider_secret(NAME), base_url=base_url)
+
+def from_credentials(base_url: str, credentials: Mapping[str, str]) -> VibeDreamAdapter:
+    return VibeDreamAdapter(api_key=credentials["API_KEY"], base_url=base_url)
 
 
 class VibeDreamAdapter:
