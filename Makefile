@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 PORT ?= 3000
+# pytest-xdist workers; --dist loadscope keeps a module (and its one local stack) on one worker.
+WORKERS ?= auto
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadscope
 PROVIDER ?=
 export PYTHONPATH := layers/shared:local
 
-.PHONY: setup test lint unit integration dev demo bench samples clean
+.PHONY: setup test coverage lint unit integration dev demo bench samples clean
 
 # The requirements, then this project itself, editable and without deps, for .venv/bin/motionrelay.
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -38,13 +41,16 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 		--skip-download --quiet --compact
 
 test: lint
-	$(PY) -m pytest
+	$(PYTEST)
+
+coverage: $(STAMP)
+	$(PYTEST) --cov=motionrelay --cov=motionrelay_local --cov=motionrelay_cli --cov-report=term:skip-covered tests/unit tests/contract
 
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PYTEST) tests/unit tests/contract
 
 integration: $(STAMP)
-	$(PY) -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 dev: $(STAMP)
 	$(PY) -m motionrelay_local dev --port $(PORT)

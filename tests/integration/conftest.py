@@ -5,18 +5,17 @@ fast timings (poller every 0.5 s, sandbox states of 0.2 s).
 Every test that uses a stack also asserts, when it ends, that no function was refused an
 AWS call by its template policy: a refusal the code swallows (a best-effort write, a
 fallback) would otherwise pass here and fail in AWS. At the end of the session the grants
-that no test used are reported (least privilege)."""
+that no test used are reported (least privilege: tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from tests.integration.receiver import Receiver, self_signed
-from tests.integration.stacks import policies_seen, start_stack
+from tests.integration.stacks import start_stack
 
 from motionrelay_local import demo
 from motionrelay_local.stack import LocalStack
@@ -34,32 +33,6 @@ def _no_iam_denials(request: pytest.FixtureRequest) -> Iterator[None]:
         running: LocalStack = request.getfixturevalue("stack")
         denied = running.iam_denials()
         assert not denied, f"template.yaml does not allow these calls the code made: {denied}"
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    policies, seen = policies_seen()
-    if not policies:
-        return
-    from motionrelay_local.iam import Policy, Request, unused_grants
-
-    unused = []
-    for function, statements in sorted(policies.items()):
-        policy = Policy(statements)
-        allowed = [policy.decide(Request(a, r)) for a, r in seen.get(function, set())]
-        pairs: dict[str, set[tuple[str, str]]] = {}
-        for st, action, resource in unused_grants(policy, allowed):
-            pairs.setdefault(st.sid or "-", set()).add((action, resource))
-        for st in policy.statements:
-            gaps = pairs.get(st.sid or "-", set())
-            # An action no call used on any of the statement's resources, or a resource no call
-            # used with any of its actions: each is a grant to drop (a pair alone is not).
-            unused += [f"{function}: {st.sid} grants {a} unused" for a in st.actions
-                       if all((a, r) in gaps for r in st.resources)]
-            unused += [f"{function}: {st.sid} grants {r} unused" for r in st.resources
-                       if all((a, r) in gaps for a in st.actions) and not all(
-                           (a, r2) in gaps for a in st.actions for r2 in st.resources)]
-    terminalreporter.section("IAM grants no integration test used (least privilege)")
-    terminalreporter.write_line("\n".join(unused) if unused else "none: every inline grant was used")
 
 
 @pytest.fixture(scope="module")

@@ -23,3 +23,22 @@ def start_stack(**options: Any) -> Iterator[LocalStack]:
 
 def policies_seen() -> tuple[dict[str, list], dict[str, set[tuple[str, str]]]]:
     return dict(_policies), {k: set(v) for k, v in _seen_calls.items()}
+
+
+def export_seen() -> dict[str, Any]:
+    """What this process saw, as plain data (an xdist worker sends it to the controller)."""
+    import dataclasses
+
+    return {"policies": {fn: [dataclasses.asdict(st) for st in sts] for fn, sts in _policies.items()},
+            "calls": {fn: sorted(calls) for fn, calls in _seen_calls.items()}}
+
+
+def merge_seen(data: dict[str, Any]) -> None:
+    """Add what a worker saw to this process's record (the controller, for the report)."""
+    from motionrelay_local.iam import Statement
+
+    for fn, sts in (data.get("policies") or {}).items():
+        _policies[fn] = [Statement(**{k: tuple(v) if isinstance(v, list) else v for k, v in st.items()})
+                         for st in sts]
+    for fn, calls in (data.get("calls") or {}).items():
+        _seen_calls.setdefault(fn, set()).update(tuple(c) for c in calls)

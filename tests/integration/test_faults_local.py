@@ -66,7 +66,7 @@ def provider_faults(stack: LocalStack) -> None:
 
 def submit(api: httpx.Client, key: str, provider: str | None = None,
            webhook_url: str | None = None) -> dict | None:
-    """POST until the API answers 202, as a client should: a crash is a 500, and a retry while
+    """POST until the API answers 202, as a client should: a crash is a 500 (or no answer), and a retry while
     the crashed request's idempotency record is still in progress (until that invocation's
     timeout, 29 s) is a 409 `idempotency_in_progress`."""
     request = demo.sample_request(provider)
@@ -78,7 +78,10 @@ def submit(api: httpx.Client, key: str, provider: str | None = None,
         request["quality"] = "std" if "std" in qualities else "pro"
     give_up = time.monotonic() + SUBMIT_RETRY_SECONDS
     while time.monotonic() < give_up:
-        resp = api.post("/v1/jobs", json=request, headers={"Idempotency-Key": key})
+        try:
+            resp = api.post("/v1/jobs", json=request, headers={"Idempotency-Key": key})
+        except httpx.TimeoutException:
+            continue  # no answer (API Gateway's 30 s, or a slow machine): retry with the same key
         if resp.status_code == 202:
             return resp.json()
         if resp.status_code == 409:
