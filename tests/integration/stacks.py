@@ -28,9 +28,11 @@ def policies_seen() -> tuple[dict[str, list], dict[str, set[tuple[str, str]]]]:
 def export_seen() -> dict[str, Any]:
     """What this process saw, as plain data (an xdist worker sends it to the controller)."""
     import dataclasses
+    import json
 
-    return {"policies": {fn: [dataclasses.asdict(st) for st in sts] for fn, sts in _policies.items()},
-            "calls": {fn: sorted(calls) for fn, calls in _seen_calls.items()}}
+    # JSON round trip: the template parser's str subclasses do not cross to the controller.
+    return json.loads(json.dumps({"policies": {fn: [dataclasses.asdict(st) for st in sts] for fn, sts in _policies.items()},
+            "calls": {fn: sorted(calls) for fn, calls in _seen_calls.items()}}))
 
 
 def merge_seen(data: dict[str, Any]) -> None:
