@@ -582,8 +582,8 @@ def test_concurrent_first_uses_and_rotations_agree(aws, monkeypatch):
     original_read = webhook_secrets.read
     winner = {}
 
-    def racing_read(tenant_id):
-        found = original_read(tenant_id)
+    def racing_read(tenant_id, store=None):
+        found = original_read(tenant_id, store)
         if found is None and not winner:
             winner["secret"] = webhook_secrets._create(tenant_id)  # the other request, in between
         return found

@@ -88,9 +88,9 @@ def test_create_upload_returns_a_signed_put_url(aws):
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).timestamp()
     assert before + 3500 < expires < time.time() + 3700
 
-    from motionrelay.uploads import UploadStore
+    from motionrelay.infra.jobs_table import JobStore
 
-    record = UploadStore().get(upload_id)
+    record = JobStore().get_upload(upload_id)
     assert (record.tenant_id, record.content_type, record.size_bytes) == ("tenant-a", "video/mp4", 48_213_344)
     assert record.key == f"inputs/uploads/{upload_id}.mp4"  # under the lifecycle-expired prefix
     assert record.usable_until > time.time() + 23 * 3600

@@ -166,7 +166,7 @@ def _use_upload(job_id: str, kind: str, ref: str, *, tenant_id: str, max_bytes: 
     and everything after (sniff, probe, the provider's presigned GET) reads the copy: the
     client's presigned PUT stays valid for an hour, and replacing the upload later must not
     change what the job was validated on or what the provider is given."""
-    from motionrelay.infra.blobs import head
+    from motionrelay.infra.blobs import head, read_range
     from motionrelay.uploads import resolve_upload
 
     upload = resolve_upload(tenant_id, ref, field=kind)
@@ -187,7 +187,7 @@ def _use_upload(job_id: str, kind: str, ref: str, *, tenant_id: str, max_bytes: 
     key = _key(job_id, kind, upload.content_type)
     _copy_upload(upload.key, key, etag=meta["ETag"], content_type=upload.content_type, kind=kind)
     try:
-        first = _first_bytes(key) if size else b""
+        first = read_range(key, 0, 63) if size else b""
         content_type = require_kind(first, kind, kind)
         if content_type != upload.content_type:
             # The object is served to providers with the declared Content-Type: it must be true.
@@ -201,31 +201,14 @@ def _use_upload(job_id: str, kind: str, ref: str, *, tenant_id: str, max_bytes: 
 
 
 def _copy_upload(source_key: str, key: str, *, etag: str, content_type: str, kind: str) -> None:
-    """S3 CopyObject of the upload, only if it is still the object that was HEADed (needs
-    s3:GetObject on the source and s3:PutObject on `key`, both under inputs/)."""
-    from botocore.exceptions import ClientError
-
-    from motionrelay.infra.aws import client
-    from motionrelay.infra.blobs import bucket
+    """Copy the upload to the job's key, only if it is still the object that was HEADed."""
+    from motionrelay.infra.blobs import SourceChanged, SourceGone, copy_if_unchanged
 
     try:
-        client("s3").copy_object(
-            Bucket=bucket(), Key=key, CopySource={"Bucket": bucket(), "Key": source_key},
-            CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=content_type)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if error.get("Code") in {"PreconditionFailed", "412"} or status == 412:
-            raise Conflict(f"'{kind}': the upload was replaced while this job was being created; "
-                           "submit the job again.", code="upload_changed", field=kind) from exc
-        if error.get("Code") in {"NoSuchKey", "404", "NotFound"}:
-            raise InputUnreachable(f"'{kind}': the upload is gone (deleted or expired); create a new "
-                                   "one with POST /v1/uploads.", field=kind) from exc
-        raise
-
-
-def _first_bytes(key: str, count: int = 64) -> bytes:
-    from motionrelay.infra.aws import client
-    from motionrelay.infra.blobs import bucket
-
-    return client("s3").get_object(Bucket=bucket(), Key=key, Range=f"bytes=0-{count - 1}")["Body"].read()
+        copy_if_unchanged(source_key, key, etag=etag, content_type=content_type)
+    except SourceChanged as exc:
+        raise Conflict(f"'{kind}': the upload was replaced while this job was being created; "
+                       "submit the job again.", code="upload_changed", field=kind) from exc
+    except SourceGone as exc:
+        raise InputUnreachable(f"'{kind}': the upload is gone (deleted or expired); create a new "
+                               "one with POST /v1/uploads.", field=kind) from exc

@@ -66,18 +66,14 @@ class S3RangeReader(io.RawIOBase):
     say what it cost (tests assert on them)."""
 
     def __init__(self, key: str, size: int, *, block_size: int = BLOCK_SIZE, max_blocks: int = MAX_BLOCKS,
-                 budget: int | None = None, s3: Any = None, bucket: str | None = None) -> None:
+                 budget: int | None = None, s3: Any = None) -> None:
         super().__init__()
-        from motionrelay.infra.aws import client
-        from motionrelay.infra.blobs import bucket as default_bucket
-
         self.key = key
         self.size = size
         self.block_size = block_size
         self.max_blocks = max_blocks
         self.budget = budget or FETCH_BUDGET_BYTES
-        self._s3 = s3 or client("s3")
-        self._bucket = bucket or default_bucket()
+        self._s3 = s3  # None: the shared client (blobs.read_range)
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._pos = 0
         self.bytes_fetched = 0
@@ -112,8 +108,9 @@ class S3RangeReader(io.RawIOBase):
         end = min(start + self.block_size, self.size) - 1
         if self.bytes_fetched + (end - start + 1) > self.budget:
             raise ProbeBudgetExceeded(self.key)
-        block = self._s3.get_object(Bucket=self._bucket, Key=self.key, Range=f"bytes={start}-{end}")[
-            "Body"].read()
+        from motionrelay.infra.blobs import read_range
+
+        block = read_range(self.key, start, end, s3=self._s3)
         self.requests += 1
         self.bytes_fetched += len(block)
         self._blocks[index] = block
@@ -225,13 +222,13 @@ def _reraise_infrastructure(exc: Exception) -> None:
     errors from the ranged reader, throttling included, are ours to retry (a 500), never a
     verdict on the client's media. Pillow and PyAV pass a reader's exception through as it was
     raised; one they wrap is found by its cause/context chain."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from motionrelay.infra.blobs import is_storage_error
 
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:
             return
-        if isinstance(seen, (BotoCoreError, ClientError)):
+        if is_storage_error(seen):
             raise exc
         seen = seen.__cause__ or seen.__context__
 

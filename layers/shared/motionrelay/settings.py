@@ -115,21 +115,14 @@ def provider_secret(provider: str, suffix: str = "API_KEY") -> str:
     secret_name = get_settings().provider_secret_name
     if not secret_name:
         return ""
-    secret = _secrets().get(secret_name, transform="json", max_age=SECRET_CACHE_SECONDS) or {}
-    return str(secret.get(name, "")).strip()
+    from motionrelay.infra.secrets import json_secret  # lazy: Powertools Parameters, boto3
 
-
-@lru_cache(maxsize=1)
-def _secrets():
-    """One Powertools SecretsProvider per process, so its max_age cache is shared."""
-    from aws_lambda_powertools.utilities import parameters  # lazy: only when a secret is used
-
-    from motionrelay.infra.aws import client
-
-    return parameters.SecretsProvider(boto3_client=client("secretsmanager"))
+    return str(json_secret(secret_name, SECRET_CACHE_SECONDS).get(name, "")).strip()
 
 
 def reset_settings() -> None:
     """For tests and the local stack, which change the environment at run time."""
+    from motionrelay.infra import secrets
+
     get_settings.cache_clear()
-    _secrets.cache_clear()
+    secrets.reset()

@@ -18,7 +18,6 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,75 +25,18 @@ from motionrelay.apikeys import Principal
 from motionrelay.domain.errors import InputTooLarge, InputUnreachable, InvalidRequest, UnsupportedMedia
 from motionrelay.domain.job import iso, utc_now
 from motionrelay.domain.media import extension
-from motionrelay.infra.aws import client
+from motionrelay.domain.upload import CONTENT_TYPES, REF_PREFIX, Upload
+from motionrelay.infra.jobs_table import JobStore
 from motionrelay.infra.resources import INPUT_PREFIX
 from motionrelay.settings import get_settings
 
 UPLOAD_PREFIX = f"{INPUT_PREFIX}uploads/"
-UPLOAD_SK = "UPLOAD"
-REF_PREFIX = "upload:"
 PUT_URL_TTL_SECONDS = 3600
 # Usable in jobs for a day: the object then still outlives the providers' presigned GETs
 # (12 h) before the 2-day lifecycle rule deletes it.
 USABLE_SECONDS = 24 * 3600
-CONTENT_TYPES = {"image/jpeg": "image", "image/png": "image",
-                 "video/mp4": "video", "video/quicktime": "video"}
 _FIELDS = {"content_type", "size_bytes"}
 _ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@dataclass(frozen=True)
-class Upload:
-    id: str  # without the "upload:" prefix
-    tenant_id: str
-    key: str
-    content_type: str
-    size_bytes: int
-    created_at: str
-    usable_until: int  # epoch seconds; also the item's TTL
-
-    @property
-    def kind(self) -> str:
-        return CONTENT_TYPES[self.content_type]
-
-    @property
-    def ref(self) -> str:
-        return f"{REF_PREFIX}{self.id}"
-
-
-class UploadStore:
-    """Upload records in the jobs table (single-table design, own pk prefix)."""
-
-    def __init__(self, table_name: str | None = None) -> None:
-        self.table = table_name or get_settings().table_name
-
-    @staticmethod
-    def _key(upload_id: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"UPLOAD#{upload_id}"}, "sk": {"S": UPLOAD_SK}}
-
-    def put(self, upload: Upload) -> None:
-        client("dynamodb").put_item(
-            TableName=self.table,
-            Item={
-                **self._key(upload.id),
-                "owner_tenant": {"S": upload.tenant_id},
-                "object_key": {"S": upload.key},
-                "content_type": {"S": upload.content_type},
-                "size_bytes": {"N": str(upload.size_bytes)},
-                "created_at": {"S": upload.created_at},
-                "expires_at": {"N": str(upload.usable_until)},  # the table's TTL attribute
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-
-    def get(self, upload_id: str) -> Upload | None:
-        item = client("dynamodb").get_item(TableName=self.table, Key=self._key(upload_id),
-                                           ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        return Upload(id=upload_id, tenant_id=item["owner_tenant"]["S"], key=item["object_key"]["S"],
-                      content_type=item["content_type"]["S"], size_bytes=int(item["size_bytes"]["N"]),
-                      created_at=item["created_at"]["S"], usable_until=int(item["expires_at"]["N"]))
 
 
 def parse_upload_request(raw_body: str | bytes | None) -> tuple[str, int]:
@@ -125,9 +67,9 @@ def parse_upload_request(raw_body: str | bytes | None) -> tuple[str, int]:
 
 
 def create_upload(principal: Principal, content_type: str, size_bytes: int,
-                  store: UploadStore | None = None) -> dict[str, Any]:
+                  store: JobStore | None = None) -> dict[str, Any]:
     """Record the upload and return `{id, put_url, expires_at}` (expiry of the PUT URL)."""
-    from motionrelay.infra.blobs import bucket
+    from motionrelay.infra.blobs import presign_put
     from motionrelay.validation import staging_limit
 
     kind = CONTENT_TYPES[content_type]
@@ -144,23 +86,18 @@ def create_upload(principal: Principal, content_type: str, size_bytes: int,
         content_type=content_type, size_bytes=size_bytes, created_at=iso(now),
         usable_until=int(now.timestamp()) + USABLE_SECONDS,
     )
-    (store or UploadStore()).put(upload)
+    (store or JobStore()).put_upload(upload)
     # ContentType and ContentLength become signed headers: S3 refuses any other body.
-    put_url = client("s3").generate_presigned_url(
-        "put_object",
-        Params={"Bucket": bucket(), "Key": upload.key, "ContentType": content_type,
-                "ContentLength": size_bytes},
-        ExpiresIn=PUT_URL_TTL_SECONDS,
-    )
+    put_url = presign_put(upload.key, content_type, size_bytes, PUT_URL_TTL_SECONDS)
     expires_at = iso(datetime.fromtimestamp(now.timestamp() + PUT_URL_TTL_SECONDS, UTC))
     return {"id": upload.ref, "put_url": put_url, "expires_at": expires_at}
 
 
-def resolve_upload(tenant_id: str, ref: str, *, field: str, store: UploadStore | None = None) -> Upload:
+def resolve_upload(tenant_id: str, ref: str, *, field: str, store: JobStore | None = None) -> Upload:
     """The tenant's upload named by `upload:<id>`. Unknown, expired and another tenant's
     uploads all get the same answer, so ids of other tenants cannot be probed."""
     upload_id = ref[len(REF_PREFIX):] if ref.startswith(REF_PREFIX) else ""
-    upload = (store or UploadStore()).get(upload_id) if _ID.match(upload_id) else None
+    upload = (store or JobStore()).get_upload(upload_id) if _ID.match(upload_id) else None
     if upload is None or upload.tenant_id != tenant_id or upload.usable_until < time.time():
         raise InputUnreachable(f"'{field}': there is no upload '{ref}' (unknown or expired); create one with "
                                "POST /v1/uploads and PUT the file to its put_url.", field=field)

@@ -24,14 +24,11 @@ from typing import Any
 
 from motionrelay.domain.errors import Conflict
 from motionrelay.domain.job import iso
-from motionrelay.infra.aws import client
-from motionrelay.infra.jobs_table import from_ddb, to_ddb
-from motionrelay.settings import get_settings
+from motionrelay.infra.jobs_table import JobStore
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_BYTES = 32
 GRACE_SECONDS = 24 * 3600
-SECRET_SK = "WEBHOOK_SECRET"  # noqa: S105 - a sort key
 _ROTATE_TRIES = 3
 
 
@@ -62,84 +59,61 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def _key(tenant_id: str) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": SECRET_SK}}
-
-
-def _table() -> str:
-    return get_settings().table_name
-
-
-def _from_item(item: dict[str, Any]) -> WebhookSecret:
-    data = from_ddb(item)
+def _from_item(data: dict[str, Any]) -> WebhookSecret:
     until = data.get("previous_until")
     return WebhookSecret(secret=data["secret"], created_at=data["secret_created_at"],
                          previous=data.get("previous_secret"),
                          previous_until=int(until) if until is not None else None)
 
 
-def read(tenant_id: str) -> WebhookSecret | None:
-    item = client("dynamodb").get_item(TableName=_table(), Key=_key(tenant_id),
-                                       ConsistentRead=True).get("Item")
+def read(tenant_id: str, store: JobStore | None = None) -> WebhookSecret | None:
+    item = (store or JobStore()).webhook_secret(tenant_id)
     return _from_item(item) if item else None
 
 
-def _create(tenant_id: str) -> WebhookSecret | None:
+def _create(tenant_id: str, store: JobStore | None = None) -> WebhookSecret | None:
     """A first secret; None when another writer created one first (read that one)."""
-    ddb = client("dynamodb")
     created = WebhookSecret(secret=new_secret(), created_at=iso(datetime.now(UTC)))
-    item = {**_key(tenant_id), "tenant_owner": to_ddb(tenant_id), "secret": to_ddb(created.secret),
-            "secret_created_at": to_ddb(created.created_at)}
-    try:
-        ddb.put_item(TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(pk)")
-    except ddb.exceptions.ConditionalCheckFailedException:
+    if not (store or JobStore()).create_webhook_secret(tenant_id, created.secret, created.created_at):
         return None
     return created
 
 
-def get_or_create(tenant_id: str) -> WebhookSecret:
+def get_or_create(tenant_id: str, store: JobStore | None = None) -> WebhookSecret:
     """The tenant's secret, created on first use. Two first uses racing end up with the same
     secret: the conditional put lets only one of them create it."""
-    existing = read(tenant_id)
+    store = store or JobStore()
+    existing = read(tenant_id, store)
     if existing is not None:
         return existing
-    created = _create(tenant_id)
+    created = _create(tenant_id, store)
     if created is not None:
         return created
-    raced = read(tenant_id)
+    raced = read(tenant_id, store)
     if raced is None:  # pragma: no cover - created and deleted in between: nothing deletes it
         raise Conflict("The webhook secret changed while it was read; try again.", code="secret_conflict")
     return raced
 
 
-def rotate(tenant_id: str, now: float | None = None) -> WebhookSecret:
+def rotate(tenant_id: str, now: float | None = None, store: JobStore | None = None) -> WebhookSecret:
     """Replace the secret; the replaced one keeps signing for GRACE_SECONDS. The write is
     conditional on the secret it replaces, so two concurrent rotations cannot lose one."""
-    ddb = client("dynamodb")
+    store = store or JobStore()
     for _ in range(_ROTATE_TRIES):
-        current = read(tenant_id)
+        current = read(tenant_id, store)
         if current is None:
-            created = _create(tenant_id)  # nothing to roll over from
+            created = _create(tenant_id, store)  # nothing to roll over from
             if created is not None:
                 return created
             continue
         at = now or time.time()
         rotated = WebhookSecret(secret=new_secret(), created_at=iso(datetime.fromtimestamp(at, UTC)),
                                 previous=current.secret, previous_until=int(at) + GRACE_SECONDS)
-        try:
-            ddb.update_item(
-                TableName=_table(), Key=_key(tenant_id),
-                UpdateExpression="SET secret = :new, secret_created_at = :at, previous_secret = :old, "
-                                 "previous_until = :until",
-                ConditionExpression="secret = :old",
-                ExpressionAttributeValues={
-                    ":new": to_ddb(rotated.secret), ":at": to_ddb(rotated.created_at),
-                    ":old": to_ddb(current.secret), ":until": to_ddb(rotated.previous_until),
-                },
-            )
-        except ddb.exceptions.ConditionalCheckFailedException:
-            continue  # rotated by someone else meanwhile: read again
-        return rotated
+        if store.replace_webhook_secret(tenant_id, old=current.secret, new=rotated.secret,
+                                        created_at=rotated.created_at,
+                                        previous_until=int(rotated.previous_until or 0)):
+            return rotated
+        # rotated by someone else meanwhile: read again
     raise Conflict("The webhook secret is being rotated by another request; try again.",
                    code="rotation_in_progress")
 

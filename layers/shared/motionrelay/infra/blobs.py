@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from motionrelay.domain.errors import InputTooLarge, UnsupportedMedia
 from motionrelay.domain.job import iso, utc_now
@@ -134,3 +135,53 @@ def presign_get(key: str, ttl_seconds: int) -> tuple[str, str]:
         "get_object", Params={"Bucket": bucket(), "Key": key}, ExpiresIn=ttl_seconds
     )
     return url, iso(utc_now() + timedelta(seconds=ttl_seconds))
+
+
+def presign_put(key: str, content_type: str, size_bytes: int, ttl_seconds: int) -> str:
+    """A presigned PUT whose Content-Type and Content-Length are signed: S3 refuses any other body."""
+    return client("s3").generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket(), "Key": key, "ContentType": content_type, "ContentLength": size_bytes},
+        ExpiresIn=ttl_seconds,
+    )
+
+
+def read_range(key: str, start: int, end: int, *, s3: Any = None) -> bytes:
+    """Bytes START..END (inclusive) of an object, by one ranged GET."""
+    response = (s3 or client("s3")).get_object(Bucket=bucket(), Key=key, Range=f"bytes={start}-{end}")
+    return response["Body"].read()
+
+
+class SourceChanged(Exception):
+    """The copy's source is no longer the object (ETag) it was checked as."""
+
+
+class SourceGone(Exception):
+    """The copy's source does not exist (any more)."""
+
+
+def copy_if_unchanged(source_key: str, key: str, *, etag: str, content_type: str) -> None:
+    """S3 CopyObject within the bucket, only if the source still has ETAG (needs s3:GetObject on
+    the source and s3:PutObject on KEY)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client("s3").copy_object(
+            Bucket=bucket(), Key=key, CopySource={"Bucket": bucket(), "Key": source_key},
+            CopySourceIfMatch=etag, MetadataDirective="REPLACE", ContentType=content_type)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if error.get("Code") in {"PreconditionFailed", "412"} or status == 412:
+            raise SourceChanged(source_key) from exc
+        if error.get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            raise SourceGone(source_key) from exc
+        raise
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """An S3/SDK failure (throttling, a 5xx, a network error), as opposed to a fact about bytes."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(exc, (BotoCoreError, ClientError))
+

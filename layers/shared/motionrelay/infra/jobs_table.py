@@ -1,4 +1,5 @@
-"""DynamoDB data access for jobs and API keys (single table, see resources.py).
+"""DynamoDB data access for the one table (see resources.py): jobs, API keys, provider
+cooldowns, upload records and tenants' webhook secrets. Nothing else calls DynamoDB on it.
 
 Every state change is one conditional UpdateItem naming the phases it may start from, so
 two writers racing (callback vs poller, duplicated callbacks, overlapping pollers) cannot
@@ -14,12 +15,15 @@ from typing import Any
 
 from motionrelay.domain.job import Job, Phase, iso, utc_now
 from motionrelay.domain.transitions import Change, Guard
+from motionrelay.domain.upload import Upload
 from motionrelay.infra.aws import client
 from motionrelay.infra.resources import DUE_INDEX, TENANT_INDEX
 from motionrelay.settings import get_settings
 
 JOB_SK = "JOB"
 KEY_SK = "APIKEY"
+UPLOAD_SK = "UPLOAD"
+SECRET_SK = "WEBHOOK_SECRET"  # noqa: S105 - a sort key
 
 
 def _serializer():
@@ -387,6 +391,74 @@ class JobStore:
                 return current, False
             raise
         return {**record, "revoked_at": revoked_at}, True
+
+    # --- uploads: pk UPLOAD#<id>; no `tenant_id` attribute, so not in the by_tenant index ---
+    @staticmethod
+    def _upload_key(upload_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"UPLOAD#{upload_id}"}, "sk": {"S": UPLOAD_SK}}
+
+    def put_upload(self, upload: Upload) -> None:
+        self.ddb.put_item(
+            TableName=self.table,
+            Item={
+                **self._upload_key(upload.id),
+                "owner_tenant": {"S": upload.tenant_id},
+                "object_key": {"S": upload.key},
+                "content_type": {"S": upload.content_type},
+                "size_bytes": {"N": str(upload.size_bytes)},
+                "created_at": {"S": upload.created_at},
+                "expires_at": {"N": str(upload.usable_until)},  # the table's TTL attribute
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_upload(self, upload_id: str) -> Upload | None:
+        item = self.ddb.get_item(TableName=self.table, Key=self._upload_key(upload_id),
+                                 ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        return Upload(id=upload_id, tenant_id=item["owner_tenant"]["S"], key=item["object_key"]["S"],
+                      content_type=item["content_type"]["S"], size_bytes=int(item["size_bytes"]["N"]),
+                      created_at=item["created_at"]["S"], usable_until=int(item["expires_at"]["N"]))
+
+    # --- webhook secrets: pk TENANT#<id>, sk WEBHOOK_SECRET (attributes avoid the index keys) ---
+    @staticmethod
+    def _secret_key(tenant_id: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": SECRET_SK}}
+
+    def webhook_secret(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's secret item: {secret, secret_created_at, previous_secret?, previous_until?}."""
+        item = self.ddb.get_item(TableName=self.table, Key=self._secret_key(tenant_id),
+                                 ConsistentRead=True).get("Item")
+        return from_ddb(item) if item else None
+
+    def create_webhook_secret(self, tenant_id: str, secret: str, created_at: str) -> bool:
+        """The first secret; False when another writer created one first."""
+        item = {**self._secret_key(tenant_id), "tenant_owner": to_ddb(tenant_id), "secret": to_ddb(secret),
+                "secret_created_at": to_ddb(created_at)}
+        try:
+            self.ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def replace_webhook_secret(self, tenant_id: str, *, old: str, new: str, created_at: str,
+                               previous_until: int) -> bool:
+        """Rotate, only if the stored secret is still OLD; False when someone rotated meanwhile."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table, Key=self._secret_key(tenant_id),
+                UpdateExpression="SET secret = :new, secret_created_at = :at, previous_secret = :old, "
+                                 "previous_until = :until",
+                ConditionExpression="secret = :old",
+                ExpressionAttributeValues={
+                    ":new": to_ddb(new), ":at": to_ddb(created_at), ":old": to_ddb(old),
+                    ":until": to_ddb(previous_until),
+                },
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
 
 KEY_REGISTRY_PK = "APIKEYS"
