@@ -7,19 +7,22 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from motionrelay import wiring
 from motionrelay.notify import handle_message
 from motionrelay.observability import logger, metrics, tracer
 
 # A batch whose every message failed is still a partial response, not a function error:
 # each message already carries its own retry delay, and errors would only page someone.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+deps = wiring.build()  # once per execution environment
 
 
 @tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     return handle_message(record.body, receive_count=int(record.attributes.approximate_receive_count or 1),
                           receipt_handle=record.receipt_handle,
-                          remaining_ms=getattr(lambda_context, "get_remaining_time_in_millis", None))
+                          remaining_ms=getattr(lambda_context, "get_remaining_time_in_millis", None),
+                          store=deps.store)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,9 +6,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from motionrelay import wiring
 from motionrelay.observability import logger, metrics, tracer
 from motionrelay.transfer import TransferRetry, hide_message, transfer_job
 
+deps = wiring.build()  # once per execution environment
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -17,7 +19,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     job_id = json.loads(record.body)["job_id"]
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
     try:
-        outcome = transfer_job(job_id, remaining_ms=remaining)
+        outcome = transfer_job(job_id, store=deps.store, remaining_ms=remaining)
     except TransferRetry as exc:  # the message is retried: at once, or when `delay` has passed
         if exc.delay:
             hide_message(record.receipt_handle, exc.delay)

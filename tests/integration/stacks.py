@@ -31,8 +31,9 @@ def export_seen() -> dict[str, Any]:
     import json
 
     # JSON round trip: the template parser's str subclasses do not cross to the controller.
-    return json.loads(json.dumps({"policies": {fn: [dataclasses.asdict(st) for st in sts] for fn, sts in _policies.items()},
-            "calls": {fn: sorted(calls) for fn, calls in _seen_calls.items()}}))
+    seen = {"policies": {fn: [dataclasses.asdict(st) for st in sts] for fn, sts in _policies.items()},
+            "calls": {fn: sorted(calls) for fn, calls in _seen_calls.items()}}
+    return json.loads(json.dumps(seen))
 
 
 def merge_seen(data: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from motionrelay.domain.errors import NotFound, Unauthorized
@@ -30,7 +30,8 @@ REFETCH_TIMEOUT_SECONDS = 0.8
 @tracer.capture_method(capture_response=False)
 def handle_callback(provider: str, job_id: str, headers: Mapping[str, str], raw_body: bytes,
                     query: Mapping[str, str], *, store: JobStore | None = None,
-                    http_client: Any = None, now: float | None = None) -> dict[str, Any]:
+                    http_client: Any = None, now: float | None = None,
+                    adapters: Callable[[str], Any] = get_adapter) -> dict[str, Any]:
     store = store or JobStore()
     now = time.time() if now is None else now
     if not known_provider(provider):
@@ -38,7 +39,7 @@ def handle_callback(provider: str, job_id: str, headers: Mapping[str, str], raw_
     job = store.get(job_id)
     if job is None or job.provider != provider:
         raise NotFound("No such job.")
-    adapter = get_adapter(provider)
+    adapter = adapters(provider)
     try:
         hint = adapter.verify_callback(headers, raw_body, now)
     except CallbackRejected as exc:

@@ -136,7 +136,8 @@ def enqueue(job: Job) -> bool:
 
 
 def handle_message(body: str, *, receive_count: int, receipt_handle: str,
-                   http_client: httpx.Client | None = None, remaining_ms: Any = None) -> str:
+                   http_client: httpx.Client | None = None, remaining_ms: Any = None,
+                   store: JobStore | None = None) -> str:
     """One SQS message. Returns the outcome; raises NotifyRetry (after hiding the message for
     the backoff step) so the batch reports the item as failed."""
     try:
@@ -147,18 +148,18 @@ def handle_message(body: str, *, receive_count: int, receipt_handle: str,
         return "skipped"
     try:
         return deliver(job_id, msg_id, attempt=receive_count, http_client=http_client,
-                       remaining_ms=remaining_ms)
+                       remaining_ms=remaining_ms, store=store)
     except NotifyRetry as exc:
         _hide(receipt_handle, exc.delay)
         raise
 
 
 def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Client | None = None,
-            remaining_ms: Any = None) -> str:
+            remaining_ms: Any = None, store: JobStore | None = None) -> str:
     """Deliver one notification: 'delivered', 'duplicate' (already delivered), 'skipped'
     (nothing to notify) or 'refused' (the URL is not allowed: given up). Raises NotifyRetry."""
     logger.remove_keys(["job_id", "tenant_id", "provider"])  # left by the batch's previous record
-    store = JobStore()
+    store = store or JobStore()
     job = store.get(job_id)
     url = (job.request or {}).get("webhook_url") if job else None
     if job is None or not url or not job.phase.terminal or msg_id != webhook_id(job.id, job.status):
@@ -180,7 +181,7 @@ def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Cl
         raise NotifyRetry("in flight elsewhere", max(1, lease_left))
 
     try:
-        status = _post(job, url, msg_id, http_client)
+        status = _post(job, url, msg_id, http_client, store)
     except ForbiddenUrl as exc:
         _release(job.id, store=store)
         count("NotificationsFailed", job.provider)
@@ -203,7 +204,8 @@ def deliver(job_id: str, msg_id: str, *, attempt: int = 1, http_client: httpx.Cl
     return "delivered"
 
 
-def build(job: Job, msg_id: str, timestamp: int) -> tuple[bytes, dict[str, str]]:
+def build(job: Job, msg_id: str, timestamp: int,
+          store: JobStore | None = None) -> tuple[bytes, dict[str, str]]:
     """The signed request: body bytes and Standard Webhooks headers."""
     from motionrelay import webhook_secrets
     from motionrelay.jobs import job_resource
@@ -211,7 +213,7 @@ def build(job: Job, msg_id: str, timestamp: int) -> tuple[bytes, dict[str, str]]
     payload = {"type": event_type(job), "timestamp": job.completed_at or job.updated_at,
                "data": job_resource(job)}
     body = json.dumps(payload, separators=(",", ":"))
-    signing = webhook_secrets.get_or_create(job.tenant_id).signing_secrets(timestamp)
+    signing = webhook_secrets.get_or_create(job.tenant_id, store).signing_secrets(timestamp)
     headers = {
         "content-type": "application/json",
         "webhook-id": msg_id,
@@ -221,14 +223,14 @@ def build(job: Job, msg_id: str, timestamp: int) -> tuple[bytes, dict[str, str]]
     return body.encode(), headers
 
 
-def _post(job: Job, url: str, msg_id: str, http_client: httpx.Client | None) -> int:
+def _post(job: Job, url: str, msg_id: str, http_client: httpx.Client | None, store: JobStore) -> int:
     import httpx
 
     from motionrelay.infra import netguard
 
     allow_loopback = get_settings().allow_loopback
     target = netguard.check_url(url, allow_loopback=allow_loopback, field="webhook_url")
-    body, headers = build(job, msg_id, int(time.time()))
+    body, headers = build(job, msg_id, int(time.time()), store)
     http = http_client or netguard.guarded_client(allow_loopback=allow_loopback)
     if http_client is None:
         http.timeout = httpx.Timeout(POST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)

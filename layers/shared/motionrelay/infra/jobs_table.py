@@ -70,10 +70,19 @@ class ConditionFailed(Exception):
 
 class JobStore:
     def __init__(self, table_name: str | None = None, ddb: Any = None, shards: int | None = None) -> None:
-        settings = get_settings()
-        self.table = table_name or settings.table_name
-        self.shards = shards or settings.due_shards
+        # Unset names are read from the settings when first used, not here: a handler builds
+        # its store at import, and nothing may be read before the environment is final.
+        self._table = table_name
+        self._shards = shards
         self._ddb = ddb  # an explicit client (the keys CLI targets a stack chosen by flags)
+
+    @property
+    def table(self) -> str:
+        return self._table or get_settings().table_name
+
+    @property
+    def shards(self) -> int:
+        return self._shards or get_settings().due_shards
 
     @property
     def ddb(self):
