@@ -207,3 +207,15 @@ def test_the_staging_cap_follows_the_candidates(aws, kie, providers, monkeypatch
     status, body = post_job(sample_request(video=data_uri(mediagen.video(4, noise=True), "video/mp4")))
     assert (status, body["error"]["code"], body["error"]["field"]) == (413, "input_too_large", "video")
     assert "19.5 KB" in body["error"]["message"]
+
+
+def test_the_routing_rules_are_pure_over_a_capabilities_map():
+    # domain/routing.py on its own: no registry, no moto; the map is all it reads.
+    from motionrelay.domain import routing
+
+    caps = {name: kie_caps(**changes) for name, changes in PROFILES.items()}
+    candidates, skipped = routing.rank_providers(request(quality="std"), ROUTING, caps, video(seconds=8))
+    assert candidates == ["kie", "pixazo"] and {s["provider"] for s in skipped} == {"novita", "vibedream"}
+    assert routing.staging_limit("video", [caps["novita"], caps["vibedream"]]) == 10 * MB
+    with pytest.raises(KeyError):  # a provider the map does not describe is never guessed at
+        routing.rank_providers(request(), ("acme",), caps)

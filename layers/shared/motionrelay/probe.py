@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import io
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from motionrelay.domain.errors import InputTooLarge, UnsupportedMedia
+from motionrelay.domain.media import MediaFacts
 
 if TYPE_CHECKING:
     from motionrelay.infra.blobs import StoredObject
@@ -33,26 +33,6 @@ FETCH_BUDGET_BYTES = 32 * 1024 * 1024
 _DEMUXERS = {"video/mp4": "mov", "video/quicktime": "mov", "video/x-matroska": "matroska"}
 _VIDEO_FORMATS = {"video/mp4": "mp4", "video/quicktime": "mov", "video/x-matroska": "mkv"}
 _IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg"}
-
-
-@dataclass(frozen=True)
-class MediaFacts:
-    """What a probe found. `format` is png|jpeg for images, mp4|mov|mkv for videos."""
-
-    kind: str
-    format: str
-    width: int
-    height: int
-    size_bytes: int
-    duration: float | None = None  # seconds, videos only
-    has_audio: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        """The facts kept on the job's normalised request."""
-        facts: dict[str, Any] = {"format": self.format, "width": self.width, "height": self.height}
-        if self.kind == "video":
-            facts.update(duration_seconds=round(self.duration or 0.0, 3), has_audio=self.has_audio)
-        return facts
 
 
 class ProbeBudgetExceeded(Exception):

@@ -6,15 +6,27 @@ Every refusal names the field and says what to change; nothing is written before
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from motionrelay.domain.errors import ForbiddenUrl, InvalidRequest, ProviderCannotServe
+from motionrelay.domain import routing as routing_rules
+from motionrelay.domain.errors import ForbiddenUrl, InvalidRequest
+from motionrelay.domain.job_request import JobRequest
+from motionrelay.domain.limits import (
+    DURATION_SLACK_SECONDS,
+    MAX_ASPECT_RATIO,
+    MAX_IMAGE_BYTES,
+    MAX_VIDEO_SECONDS,
+    MB,
+    MIN_SIDE_PX,
+    MIN_VIDEO_SECONDS,
+    check_media,
+)
 from motionrelay.settings import PROVIDERS
 
 if TYPE_CHECKING:
-    from motionrelay.probe import MediaFacts
-    from motionrelay.providers.base import Capabilities
+    from motionrelay.domain.capabilities import Capabilities
+    from motionrelay.domain.media import MediaFacts
 
 MAX_PROMPT_CHARS = 2500
 MAX_METADATA_BYTES = 4096
@@ -24,20 +36,6 @@ _FIELDS = {
     "image", "video", "character_orientation", "quality", "prompt", "negative_prompt",
     "keep_original_sound", "provider", "webhook_url", "metadata",
 }
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    image: str
-    video: str
-    character_orientation: str = "image"
-    quality: str = "pro"
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    keep_original_sound: bool = True
-    provider: str | None = None
-    webhook_url: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _string(body: dict, name: str, *, required: bool = False, max_len: int | None = None) -> str | None:
@@ -131,183 +129,33 @@ def parse_job_request(raw_body: str | bytes | None) -> JobRequest:
     )
 
 
-# --------------------------------------------------------------------------- limits
-# The model's own limits (Kling 2.6 Motion Control), whoever resells it. They give the specific
-# error codes; what one provider adds on top comes from its adapter's Capabilities.
-MB = 1024 * 1024
-MIN_SIDE_PX = 300
-MAX_ASPECT_RATIO = 2.5  # long side / short side: 1:2.5 .. 2.5:1
-MIN_VIDEO_SECONDS = 3.0
-MAX_VIDEO_SECONDS = {"image": 10.0, "video": 30.0}  # by character_orientation
-MAX_IMAGE_BYTES = 10 * MB
-DURATION_SLACK_SECONDS = 0.05  # container durations are rounded to frames/ticks
+# --------------------------------------------------------------------------- limits and routing
+# The rules live in the domain (domain/limits.py: the model's own limits; domain/routing.py:
+# what each provider's Capabilities allow), pure, over a capabilities map; here they get the
+# map of this deployment's providers from the registry.
 
 
-def _mb(n: int) -> str:
-    if n >= MB:
-        return f"{round(n / MB, 1):g} MB"
-    return f"{round(n / 1024, 1):g} KB" if n >= 1024 else f"{n} bytes"
-
-
-def check_media(facts: MediaFacts, request: JobRequest) -> None:
-    """The universal limits for one probed input; raises the specific refusal."""
-    from motionrelay.domain.errors import (
-        BadAspectRatio,
-        InputTooLarge,
-        InputTooLong,
-        InputTooShort,
-        InputTooSmall,
-    )
-
-    kind = facts.kind
-    if kind == "image" and facts.size_bytes > MAX_IMAGE_BYTES:
-        raise InputTooLarge(f"'image' is larger than {_mb(MAX_IMAGE_BYTES)}; send a smaller image.",
-                            field=kind)
-    short, long_ = sorted((facts.width, facts.height))
-    if short < MIN_SIDE_PX:
-        raise InputTooSmall(f"'{kind}' is {facts.width}x{facts.height} px; each side must be at least "
-                            f"{MIN_SIDE_PX} px. Send a larger {kind}.", field=kind)
-    if long_ > short * MAX_ASPECT_RATIO:
-        raise BadAspectRatio(f"'{kind}' is {facts.width}x{facts.height} px (aspect ratio "
-                             f"{long_ / short:.2f}:1); it must be between 1:{MAX_ASPECT_RATIO:g} and "
-                             f"{MAX_ASPECT_RATIO:g}:1. Crop or pad it.", field=kind)
-    if kind != "video" or facts.duration is None:
-        return
-    seconds = facts.duration
-    if seconds + DURATION_SLACK_SECONDS < MIN_VIDEO_SECONDS:
-        raise InputTooShort(f"'video' is {seconds:.1f} s long; it must be at least {MIN_VIDEO_SECONDS:g} s.",
-                            field=kind)
-    limit = MAX_VIDEO_SECONDS[request.character_orientation]
-    if seconds - DURATION_SLACK_SECONDS > limit:
-        hint = (" or set character_orientation to 'video' (up to 30 s)"
-                if request.character_orientation == "image" else "")
-        raise InputTooLong(f"'video' is {seconds:.1f} s long; with character_orientation "
-                           f"'{request.character_orientation}' the limit is {limit:g} s. Trim it{hint}.",
-                           field=kind)
-
-
-# --------------------------------------------------------------------------- providers
-Unmet = tuple[str, str]  # (field to change, reason)
-
-
-def _capabilities(provider: str) -> Capabilities:
+def capabilities_of(providers: Iterable[str]) -> dict[str, Capabilities]:
+    """`{name: Capabilities}` for the named providers, from their adapters (the registry)."""
     from motionrelay.registry import get_adapter
 
-    return get_adapter(provider).capabilities
-
-
-def _request_unmet(request: JobRequest, provider: str, caps: Capabilities) -> Unmet | None:
-    """Why `provider` cannot serve the request as written (no input read yet), or None."""
-    if request.quality not in caps.qualities:
-        offered = ", ".join(sorted(caps.qualities))
-        return "quality", f"{provider} does not offer quality '{request.quality}' (only {offered})"
-    if request.prompt and not caps.prompt:
-        return "prompt", f"{provider} does not accept a prompt"
-    if request.negative_prompt and not caps.negative_prompt:
-        return "negative_prompt", f"{provider} does not accept a negative_prompt"
-    if not request.keep_original_sound and not caps.sound_control:
-        return "keep_original_sound", f"{provider} cannot drop the original sound (keep_original_sound=false)"
-    if request.prompt and len(request.prompt) > caps.max_prompt_chars:
-        return "prompt", f"{provider} accepts prompts up to {caps.max_prompt_chars} characters"
-    if request.negative_prompt and len(request.negative_prompt) > caps.max_prompt_chars:
-        return "negative_prompt", (f"{provider} accepts negative prompts up to {caps.max_prompt_chars} "
-                                   "characters")
-    return None
-
-
-def _media_unmet(request: JobRequest, provider: str, caps: Capabilities,
-                 media: dict[str, MediaFacts]) -> Unmet | None:
-    """Why `provider` cannot serve these probed inputs, or None."""
-    image, video = media.get("image"), media.get("video")
-    if image is not None and image.size_bytes > caps.max_image_bytes:
-        return "image", f"{provider} accepts images up to {_mb(caps.max_image_bytes)}"
-    if video is None:
-        return None
-    if video.format not in caps.video_containers:
-        accepted = ", ".join(sorted(caps.video_containers)).upper()
-        return "video", f"{provider} accepts {accepted} videos, not {video.format.upper()}"
-    if video.size_bytes > caps.max_video_bytes:
-        return "video", f"{provider} accepts videos up to {_mb(caps.max_video_bytes)}"
-    if video.duration is not None:
-        longest = (caps.max_video_seconds_image_orientation if request.character_orientation == "image"
-                   else caps.max_video_seconds_video_orientation)
-        if video.duration - DURATION_SLACK_SECONDS > longest:
-            return "video", (f"{provider} accepts videos up to {longest:g} s with character_orientation "
-                             f"'{request.character_orientation}'")
-        if video.duration + DURATION_SLACK_SECONDS < caps.min_video_seconds:
-            return "video", f"{provider} needs videos of at least {caps.min_video_seconds:g} s"
-    return None
-
-
-def _skipped(provider: str, reason: str) -> dict[str, Any]:
-    from motionrelay.domain.job import iso, utc_now
-
-    return {"provider": provider, "outcome": "skipped", "reason": reason, "at": iso(utc_now())}
+    return {name: get_adapter(name).capabilities for name in dict.fromkeys(providers)}
 
 
 def rank_providers(request: JobRequest, routing: tuple[str, ...] | list[str],
                    media: dict[str, MediaFacts] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    """The providers that can serve the request (and its probed `media`, when given), in
-    routing order, and one `skipped` attempt record per provider left out and why.
-
-    With `request.provider` that provider alone is considered: if it is not in the routing
-    or cannot serve the request, ProviderCannotServe names the unmet limit and the field.
-    Without it, ProviderCannotServe only when no provider in the routing can serve."""
-    def unmet(name: str) -> Unmet | None:
-        caps = _capabilities(name)
-        return _request_unmet(request, name, caps) or (
-            _media_unmet(request, name, caps, media) if media else None)
-
-    if request.provider:
-        if request.provider not in routing:
-            raise ProviderCannotServe(
-                f"The provider '{request.provider}' is not enabled in this deployment (routing: "
-                f"{', '.join(routing) or 'none'}); choose one of those or omit 'provider'.", field="provider")
-        found = unmet(request.provider)
-        if found:
-            field_name, reason = found
-            raise ProviderCannotServe(f"{reason}; change '{field_name}', choose another provider, or omit "
-                                      "'provider' to let routing choose.", field=field_name)
-        return [request.provider], []
-    candidates: list[str] = []
-    skipped: list[dict[str, Any]] = []
-    first_unmet: Unmet | None = None
-    for name in routing:
-        found = unmet(name)
-        if found is None:
-            candidates.append(name)
-            continue
-        first_unmet = first_unmet or found
-        skipped.append(_skipped(name, found[1]))
-    if not candidates:
-        reasons = "; ".join(s["reason"] for s in skipped) or "no provider is configured"
-        raise ProviderCannotServe(f"No provider in this deployment can serve this request: {reasons}. "
-                                  "Change the request accordingly.",
-                                  field=first_unmet[0] if first_unmet else None)
-    return candidates, skipped
+    names = [request.provider] if request.provider and request.provider in routing else list(routing)
+    return routing_rules.rank_providers(request, routing, capabilities_of(names), media)
 
 
 def staging_limit(kind: str, candidates: list[str]) -> int:
-    """The most bytes worth staging for `kind`: the largest cap among the candidates."""
-    caps = [_capabilities(name) for name in candidates]
-    if kind == "image":
-        return min(MAX_IMAGE_BYTES, max(c.max_image_bytes for c in caps))
-    return max(c.max_video_bytes for c in caps)
+    return routing_rules.staging_limit(kind, capabilities_of(candidates).values())
 
 
 def too_large(request: JobRequest, kind: str, limit: int, routing: tuple[str, ...] | list[str]) -> Exception:
-    """The refusal for an input over `limit` bytes: `input_too_large`, unless the named
-    provider's own cap is what it exceeds while another enabled provider would take more."""
-    from motionrelay.domain.errors import InputTooLarge
+    return routing_rules.too_large(request, kind, limit, routing, capabilities_of(routing))
 
-    if request.provider:
-        attr = "max_image_bytes" if kind == "image" else "max_video_bytes"
-        universal = MAX_IMAGE_BYTES if kind == "image" else None
-        others = [getattr(_capabilities(n), attr) for n in routing if n != request.provider]
-        roomier = [cap for cap in others if cap > limit and (universal is None or limit < universal)]
-        if roomier:
-            return ProviderCannotServe(
-                f"{request.provider} accepts {kind}s up to {_mb(limit)}; send a smaller {kind}, or omit "
-                f"'provider' (another enabled provider accepts up to {_mb(max(roomier))}).", field=kind)
-    return InputTooLarge(f"'{kind}' is larger than {_mb(limit)}, the most any provider that could serve "
-                         f"this request accepts; send a smaller {kind}.", field=kind)
+
+__all__ = ["DURATION_SLACK_SECONDS", "MAX_ASPECT_RATIO", "MAX_IMAGE_BYTES", "MAX_VIDEO_SECONDS", "MB",
+           "MIN_SIDE_PX", "MIN_VIDEO_SECONDS", "JobRequest", "check_media", "parse_job_request",
+           "rank_providers", "staging_limit", "too_large"]

@@ -1,6 +1,10 @@
-"""Recognising media by its first bytes, not by what a client or a server claims."""
+"""Recognising media by its first bytes, not by what a client or a server claims, and the
+facts a probe found in them."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from motionrelay.domain.errors import UnsupportedMedia
 
@@ -35,3 +39,23 @@ def require_kind(head: bytes, kind: str, field: str) -> str:
 
 def extension(content_type: str) -> str:
     return {**IMAGE_TYPES, **VIDEO_TYPES}.get(content_type, "bin")
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """What a probe found. `format` is png|jpeg for images, mp4|mov|mkv for videos."""
+
+    kind: str
+    format: str
+    width: int
+    height: int
+    size_bytes: int
+    duration: float | None = None  # seconds, videos only
+    has_audio: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """The facts kept on the job's normalised request."""
+        facts: dict[str, Any] = {"format": self.format, "width": self.width, "height": self.height}
+        if self.kind == "video":
+            facts.update(duration_seconds=round(self.duration or 0.0, 3), has_audio=self.has_audio)
+        return facts
