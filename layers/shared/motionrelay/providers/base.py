@@ -31,6 +31,10 @@ class SubmitSpec:
     negative_prompt: str | None
     keep_original_sound: bool
     callback_url: str | None
+    # Our job id (Kling's `external_task_id`: a submit whose answer was lost can be looked up
+    # by it) and the job's deadline as epoch seconds (Replicate's `Cancel-After`).
+    job_id: str | None = None
+    deadline_at: float | None = None
 
 
 class ProviderError(Exception):
@@ -52,6 +56,12 @@ class ProviderError(Exception):
 
 class CallbackRejected(Exception):
     """A callback failed verification; the webhook answers 401 and writes nothing."""
+
+
+class CallbackKeysStale(CallbackRejected):
+    """No key the caller passed verified the signature (or none was passed): the provider may
+    have rotated its keys. The caller fetches them again (`build_callback_keys_request`) and
+    retries once; a second failure is a plain rejection."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,24 @@ class ProviderAdapter(Protocol):
 
     # Optional: `submit_details(response) -> ProviderStatus | None` for providers whose submit
     # answer carries cost or an ETA (VibeDream); the gateway records them when present.
+    #
+    # Optional, for providers that sign callbacks with keys fetched from them (fal's JWKS,
+    # Replicate's webhook secret): `build_callback_keys_request() -> httpx.Request` and
+    # `parse_callback_keys(response) -> tuple` (opaque keys); `verify_callback(..., keys=...)`
+    # then takes them and raises `CallbackKeysStale` when none verifies. The caller fetches and
+    # caches them (callback_keys.py): adapters do no I/O.
+    #
+    # Optional: `result_request(status_response) -> httpx.Request | None` for providers whose
+    # status answer says "done" without the result (fal): the caller sends it and passes that
+    # answer to `parse_status` instead.
+    #
+    # Optional: `build_cancel(task_id) -> httpx.Request` / `parse_cancel(response) -> bool`
+    # (fal, Replicate): the gateway asks the provider to stop a canceled job's task.
+    #
+    # Optional: `build_lookup(job_id) -> httpx.Request` / `parse_lookup(response) -> str | None`
+    # (Kling's external_task_id): after an ambiguous submit, the task the provider made for this
+    # job, if any.
+
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
