@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .aimlapi import AimlapiProvider
+from .fal import FalProvider
 from .jobs import FINAL, JobRunner, SimJob
 from .kie import KieProvider
 from .novita import NovitaProvider
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 # one entry per simulated provider; adding a provider = one module + one line here
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider)
+    cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider,
+                              FalProvider)
 }
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.mp4$")
@@ -131,6 +133,11 @@ class Sandbox:
         return f"{self.root_url}/{provider}"
 
     # --------------------------------------------------------------- knobs and state
+
+    def credentials(self, provider: str) -> dict[str, str]:
+        """The provider secret's fields (MOTIONRELAY_<P>_<field>) a client of this simulated
+        provider needs, besides its base URL: API_KEY, and e.g. fal's JWKS_URL."""
+        return self._provider(provider).credentials()
 
     def configure(self, provider: str, **knobs: Any) -> dict[str, Any]:
         """Change knobs (see provider.COMMON_KNOBS); returns the provider's whole config."""
