@@ -321,6 +321,8 @@ def _submit(job: Job, provider: str, http_client: Any, token: str,
         negative_prompt=job.request.get("negative_prompt"),
         keep_original_sound=job.request.get("keep_original_sound", True),
         callback_url=callback_url,
+        job_id=job.id,
+        deadline_at=float(job.deadline_at) if job.deadline_at else None,
     )
     try:
         request = adapter.build_submit(spec)
