@@ -9,6 +9,7 @@ short-form intrinsics such as !Ref and !Sub).
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -508,8 +509,9 @@ def test_provider_secret_holds_every_credential_name_and_no_value(template):
     secret = template["Resources"]["ProviderSecret"]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     body = json.loads(secret["Properties"]["SecretString"])
-    want = {f"MOTIONRELAY_{p.upper()}_API_KEY" for p in settings.PROVIDERS}
-    want.add("MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY")
+    # Every field each adapter declares it needs (CREDENTIALS), the registry's names for them.
+    want = {f"MOTIONRELAY_{p.upper()}_{field}" for p in settings.PROVIDERS
+            for field in importlib.import_module(f"motionrelay.providers.{p}").CREDENTIALS}
     assert set(body) == want
     assert all(v == "" for v in body.values()), "never commit a credential to the template"
 
