@@ -132,6 +132,18 @@ def http_status_retryable(status: int) -> bool:
     return status == 408 or status == 429 or status >= 500
 
 
+# The upstream model's own input limits (providers.md section 0; the official Kling API's),
+# for platforms that document none of their own (fal, Replicate, Kling itself).
+UPSTREAM_LIMITS: dict[str, Any] = {
+    "max_image_bytes": 10 * 1024 * 1024,
+    "max_video_bytes": 100 * 1024 * 1024,
+    "max_video_seconds_image_orientation": 10,
+    "max_video_seconds_video_orientation": 30,
+    "min_video_seconds": 3,
+    "video_containers": frozenset({"mp4", "mov"}),
+}
+
+
 # --- parsing helpers shared by the adapters ------------------------------------------------
 
 # What an HTTP status means when a provider documents no error codes of its own.
@@ -206,3 +218,13 @@ def http_status_error(provider: str, response: httpx.Response, message: str, *, 
         retryable = status in retryable_submit or http_status_retryable(status)
     return ProviderError(provider, code, message[:500], retryable=retryable, http_status=status,
                          retry_after=retry_after_seconds(response))
+
+
+def required_id(provider: str, response: httpx.Response, body: Any, key: str) -> str:
+    """A submit answer's task id (`body[key]`, a non-empty string), else a retryable
+    `provider_bad_response`: the provider answered success without saying which task it made."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise ProviderError(provider, "provider_bad_response", f"submit answer has no {key}",
+                            retryable=True, http_status=response.status_code)
+    return value.strip()

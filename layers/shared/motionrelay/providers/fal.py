@@ -49,6 +49,7 @@ import httpx
 
 from motionrelay.domain.job import ProviderState, ProviderStatus
 from motionrelay.providers.base import (
+    UPSTREAM_LIMITS,
     CallbackHint,
     CallbackKeysStale,
     CallbackRejected,
@@ -58,6 +59,7 @@ from motionrelay.providers.base import (
     http_status_error,
     json_body,
     mentions,
+    required_id,
 )
 
 NAME = "fal"
@@ -66,24 +68,18 @@ DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 APP_ID = "fal-ai/kling-video"
 MODEL_PATHS = {"std": f"{APP_ID}/v2.6/standard/motion-control", "pro": f"{APP_ID}/v2.6/pro/motion-control"}
 SIGNATURE_WINDOW_SECONDS = 300
-MB = 1024 * 1024
 MODERATION_WORDS = ("content policy", "nsfw", "moderation", "inappropriate", "safety", "flagged")
 
 CAPABILITIES = Capabilities(
     callbacks=True,
     callback_auth="ed25519-jwks",
     inline_base64=False,
-    max_image_bytes=10 * MB,
-    max_video_bytes=100 * MB,
-    max_video_seconds_image_orientation=10,
-    max_video_seconds_video_orientation=30,
-    min_video_seconds=3,
     qualities=frozenset({"std", "pro"}),
     prompt=True,
     negative_prompt=False,
     sound_control=True,
     progress=True,  # queue_position while queued
-    video_containers=frozenset({"mp4", "mov"}),
+    **UPSTREAM_LIMITS,
 )
 
 _STATES = {"IN_QUEUE": ProviderState.QUEUED, "IN_PROGRESS": ProviderState.RUNNING}
@@ -135,11 +131,7 @@ class FalAdapter:
         body = json_body(response)
         if not response.is_success:
             raise _error(response, body, status_call=False)
-        request_id = body.get("request_id") if isinstance(body, dict) else None
-        if not isinstance(request_id, str) or not request_id.strip():
-            raise ProviderError(NAME, "provider_bad_response", "submit returned no request_id",
-                                retryable=True, http_status=response.status_code)
-        return request_id.strip()
+        return required_id(NAME, response, body, "request_id")
 
     # --- status -------------------------------------------------------------------------
     def build_status(self, task_id: str) -> httpx.Request:
