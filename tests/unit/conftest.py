@@ -279,3 +279,10 @@ def sample_media(tmp_path_factory: pytest.TempPathFactory):
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def loopback_http():
+    """An httpx client for loopback servers (no proxy from the environment)."""
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        yield client

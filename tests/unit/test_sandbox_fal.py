@@ -37,9 +37,8 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield client
+def http(loopback_http: httpx.Client) -> httpx.Client:
+    return loopback_http
 
 
 def _body(media) -> dict:

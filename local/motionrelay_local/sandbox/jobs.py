@@ -59,6 +59,9 @@ class JobSpec:
     fail_message: str | None = None  # the fail_task knob: fail instead of rendering
     check_inputs: Callable[[ImageProbe, VideoProbe], None] | None = None  # raises InputError
     on_finish: Callable[[SimJob], None] | None = None  # e.g. send the callback
+    # Called (from the job's thread) after each non-final phase begins: providers that call back
+    # on every status change (Kling) or on start (Replicate). It must not block for long.
+    on_phase: Callable[[SimJob], None] | None = None
 
 
 @dataclass(eq=False)
@@ -144,6 +147,8 @@ class JobRunner:
     def _walk(self, job: SimJob, spec: JobSpec, output_dir: Path, output_url: str) -> None:
         for phase in PHASES[:-1]:
             self._set_phase(job, phase)
+            if spec.on_phase is not None:
+                spec.on_phase(job)
             if self.stopping.wait(spec.state_seconds):
                 return
         with job.lock:
@@ -153,6 +158,8 @@ class JobRunner:
             if spec.on_finish is not None and not self.stopping.is_set():
                 spec.on_finish(job)  # a canceled task is final too (Replicate calls back)
             return
+        if spec.on_phase is not None:
+            spec.on_phase(job)
         started = time.monotonic()
         if spec.fail_message is not None:
             outcome: dict[str, Any] = {"fail": ("task", spec.fail_message)}

@@ -32,6 +32,7 @@ from .kie import KieProvider
 from .novita import NovitaProvider
 from .pixazo import PixazoProvider
 from .provider import Provider, SandboxContext
+from .replicate import ReplicateProvider
 from .vibedream import VibeDreamProvider
 from .wire import Request, Response
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 # one entry per simulated provider; adding a provider = one module + one line here
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
     cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider,
-                              FalProvider)
+                              FalProvider, ReplicateProvider)
 }
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.mp4$")
