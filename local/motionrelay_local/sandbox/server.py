@@ -29,6 +29,7 @@ from .aimlapi import AimlapiProvider
 from .fal import FalProvider
 from .jobs import FINAL, JobRunner, SimJob
 from .kie import KieProvider
+from .kling import KlingProvider
 from .novita import NovitaProvider
 from .pixazo import PixazoProvider
 from .provider import Provider, SandboxContext
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 # one entry per simulated provider; adding a provider = one module + one line here
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
     cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider,
-                              FalProvider, ReplicateProvider)
+                              FalProvider, ReplicateProvider, KlingProvider)
 }
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.mp4$")
