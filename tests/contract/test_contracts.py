@@ -10,6 +10,7 @@ adapter that refuses callbacks from a provider that sends none).
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -346,3 +347,61 @@ def test_submit_details_reach_the_gateway_where_offered(provider: str, sandbox: 
     assert adapter.parse_submit(response)
     details = details_of(response)
     assert details is not None and (details.cost or details.eta_seconds)
+
+
+# --------------------------------------------------------------------------- Kling's own contract
+
+
+@pytest.fixture
+def kling(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for field, value in sandbox.credentials("kling").items():
+        monkeypatch.setenv(f"MOTIONRELAY_KLING_{field}", value)
+    sandbox.configure("kling", state_seconds=STATE_SECONDS, fail_task=None, fail_submit=None,
+                      fail_submit_times=None, callbacks=True, latency=0.0)
+    return _adapter("kling", sandbox)
+
+
+def test_kling_finds_a_job_by_our_id_and_refuses_it_twice(kling: Any, media, http: httpx.Client) -> None:
+    """external_task_id = our job id: an ambiguous submit is looked up by it, and a second
+    submit of the same job is refused as a duplicate (ambiguous: look it up), never run twice."""
+    job_id = f"job_contract_{time.time_ns()}"
+    assert kling.parse_lookup(http.send(kling.build_lookup(job_id)), job_id) is None
+    spec = SubmitSpec(**{**_spec(kling, media).__dict__, "job_id": job_id})
+    task_id = _submit(kling, http, spec)
+    assert kling.parse_lookup(http.send(kling.build_lookup(job_id)), job_id) == task_id
+    with pytest.raises(ProviderError) as err:
+        _submit(kling, http, spec)
+    assert err.value.ambiguous and err.value.code == "provider_duplicate_submit"
+
+
+def test_kling_refuses_expired_and_forged_tokens(kling: Any, sandbox: Sandbox, http: httpx.Client) -> None:
+    from motionrelay.providers.kling import KlingAdapter, make_jwt
+
+    creds = sandbox.credentials("kling")
+    base = sandbox.base_url("kling")
+    stale = KlingAdapter(creds["ACCESS_KEY"], creds["SECRET_KEY"], base, clock=lambda: time.time() - 3600)
+    with pytest.raises(ProviderError) as err:  # exp passed half an hour ago
+        _status(stale, http, "1")
+    assert err.value.code == "provider_unauthorized" and err.value.http_status == 401
+    early = KlingAdapter(creds["ACCESS_KEY"], creds["SECRET_KEY"], base, clock=lambda: time.time() + 600)
+    with pytest.raises(ProviderError) as err:  # nbf ten minutes ahead
+        _status(early, http, "1")
+    assert err.value.code == "provider_unauthorized"
+    for token in (make_jwt("someone-else", creds["SECRET_KEY"], time.time()),
+                  make_jwt(creds["ACCESS_KEY"], "guessed-secret", time.time()),
+                  make_jwt(creds["ACCESS_KEY"], creds["SECRET_KEY"], time.time())[:-4] + "AAAA"):
+        answer = http.get(f"{base}/v1/videos/motion-control/1", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401 and answer.json()["code"] == 1002
+    fresh = make_jwt(creds["ACCESS_KEY"], creds["SECRET_KEY"], time.time())
+    answer = http.get(f"{base}/v1/videos/motion-control/1", headers={"Authorization": f"Bearer {fresh}"})
+    assert answer.status_code == 404 and answer.json()["code"] == 1203, "a good token gets past auth"
+
+
+def test_kling_calls_back_on_every_status_change(kling: Any, media, http: httpx.Client, receiver) -> None:
+    srv, handler = receiver
+    task_id = _submit(kling, http, _spec(kling, media, callback_url=loopback_url(srv, "cb?token=t")))
+    _poll_until_final(kling, http, task_id)
+    calls = wait_until(lambda: handler.received if len(handler.received) >= 2 else None)
+    statuses = [json.loads(c["body"])["task_status"] for c in calls]
+    assert statuses[0] == "processing" and statuses[-1] == "succeed"
+    assert {kling.verify_callback(c["headers"], c["body"], time.time()).task_id for c in calls} == {task_id}

@@ -273,6 +273,11 @@ class KlingAdapter:
             retryable = status in (401, 402, 403, 404, 408, 429) or status >= 500
         if status_call:
             retryable = name != "provider_not_found"
+        elif code in (1200, 1201) and "external_task_id" in message:
+            # Our job id is already a task's: an earlier submit of this job was taken after all.
+            # Not a request fault: ambiguous, so placement looks the task up (build_lookup).
+            raise ProviderError(NAME, "provider_duplicate_submit", message[:500], retryable=True,
+                                http_status=status, ambiguous=True)
         message = message or f"HTTP {status}"
         if code is not None:
             message = f"{code}: {message}"
