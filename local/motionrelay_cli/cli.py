@@ -30,7 +30,7 @@ from motionrelay_cli.api import Api, ApiError, CliError, Download
 from motionrelay_cli.config import ConfigError, resolve_api
 from motionrelay_cli.progress import DownloadProgress, JobProgress, elapsed_text, size_text
 
-PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
+PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream", "fal", "replicate", "kling")
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 POLL_SECONDS = 1.0

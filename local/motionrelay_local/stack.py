@@ -464,7 +464,8 @@ class LocalStack:
         if "kie" in self.providers.simulated:
             settings["MOTIONRELAY_KIE_WEBHOOK_HMAC_KEY"] = self._kie_hmac_key
         for p in self.providers.simulated:
-            settings[f"MOTIONRELAY_{p.upper()}_API_KEY"] = keys[p]
+            for field, value in sandbox.credentials(p).items():  # API_KEY, fal's JWKS_URL, ...
+                settings[f"MOTIONRELAY_{p.upper()}_{field}"] = value
             settings[f"MOTIONRELAY_{p.upper()}_BASE_URL"] = sandbox.base_url(p)
             if self.sandbox_state_seconds is not None:
                 sandbox.configure(p, state_seconds=self.sandbox_state_seconds)
@@ -475,7 +476,7 @@ class LocalStack:
         for p, base_url in self.providers.external.items():
             if base_url:
                 settings[f"MOTIONRELAY_{p.upper()}_BASE_URL"] = base_url
-            for suffix in ("API_KEY", "WEBHOOK_HMAC_KEY", "MODEL"):
+            for suffix in ("API_KEY", "WEBHOOK_HMAC_KEY", "MODEL", "JWKS_URL", "ACCESS_KEY", "SECRET_KEY"):
                 value = self.environ.get(f"MOTIONRELAY_{p.upper()}_{suffix}", "").strip()
                 if value:
                     settings[f"MOTIONRELAY_{p.upper()}_{suffix}"] = value

@@ -261,3 +261,28 @@ def providers(aws, kie, monkeypatch):
 
     monkeypatch.setattr("motionrelay.submission.provider_client", client)
     return kie, aiml
+
+
+@pytest.fixture(scope="module")
+def sample_media(tmp_path_factory: pytest.TempPathFactory):
+    """The samples over plain loopback HTTP, standing in for the presigned URLs the gateway sends."""
+    import shutil
+    from functools import partial
+
+    from motionrelay_local.loopback import QuietFiles, serve
+
+    root = tmp_path_factory.mktemp("sample-media")
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    for name in ("character.png", "motion.mp4"):
+        shutil.copy(samples / name, root / name)
+    srv = serve(partial(QuietFiles, directory=str(root)))
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def loopback_http():
+    """An httpx client for loopback servers (no proxy from the environment)."""
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        yield client

@@ -36,6 +36,21 @@ class Died(BaseException):
     """Stands for the end of the process: nothing in the code catches a BaseException."""
 
 
+def die_before_placed(monkeypatch) -> list[bool]:
+    """The placer dies after the provider's answer, before it is recorded, while the flag it
+    returns holds True (set it False to let the next placer live)."""
+    real_placed = submission._placed
+    dying = [True]
+
+    def placed(*args, **kwargs):
+        if dying[0]:
+            raise Died()
+        return real_placed(*args, **kwargs)
+
+    monkeypatch.setattr(submission, "_placed", placed)
+    return dying
+
+
 def test_a_crash_after_the_job_write_and_before_the_submit_is_placed_by_the_poller(aws, kie, monkeypatch):
     real_place = submission.place
     monkeypatch.setattr(submission, "place", lambda *a, **k: (_ for _ in ()).throw(Died()))
@@ -68,15 +83,7 @@ def test_a_job_nobody_places_fails_at_its_deadline(aws, kie, monkeypatch):
 
 def test_a_crash_after_the_provider_accepted_is_recorded_as_ambiguous_and_fails_over(providers, monkeypatch):
     kie, aiml = providers
-    real_placed = submission._placed
-    dying = [True]
-
-    def placed(*args, **kwargs):
-        if dying[0]:
-            raise Died()
-        return real_placed(*args, **kwargs)
-
-    monkeypatch.setattr(submission, "_placed", placed)
+    dying = die_before_placed(monkeypatch)
     with pytest.raises(Died):
         post_job(sample_request())
     assert kie.accepted() == 1  # Kie accepted; the answer was never recorded

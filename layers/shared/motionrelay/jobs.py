@@ -56,6 +56,9 @@ def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None)
         raise Conflict(f"The job is already {current.status}; only queued or running jobs can be canceled.",
                        code="job_finished")
     logger.info("job canceled", extra={"job_id": job_id})
+    from motionrelay.provider_cancel import cancel_at_provider
+
+    cancel_at_provider(canceled)  # best effort: fal (while queued) and Replicate stop the task
     return canceled
 
 

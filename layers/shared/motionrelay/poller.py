@@ -281,6 +281,11 @@ class _Poller:
                 request = adapter.build_status(item["provider_task_id"])
                 request.extensions["timeout"] = httpx.Timeout(min(POLL_TIMEOUT_SECONDS, budget)).as_dict()
                 response = await gate.client().send(request)
+                follow = getattr(adapter, "result_request", None)  # fal: the result is a second request
+                result = follow(response) if follow else None
+                if result is not None:
+                    result.extensions["timeout"] = request.extensions["timeout"]
+                    response = await gate.client().send(result)
                 status = adapter.parse_status(response)
             except ProviderError as exc:
                 await self._provider_error(job_id, exc, gate, poll_count, callback_expected, adapter)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
+PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream", "fal", "replicate", "kling")
 SECRET_CACHE_SECONDS = 300
 DEFAULT_POLL_CONCURRENCY = 10
 

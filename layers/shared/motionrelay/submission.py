@@ -192,7 +192,9 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
     hash): a placer that dies after sending leaves that mark, and whoever places next
     records the submit as `ambiguous`. An ambiguous submit fails over to the next provider
     (MOTIONRELAY_FAILOVER_ON_AMBIGUOUS, default true) or keeps the job on the first
-    provider's deadline. If nobody takes it now, or the time left is too short for a
+    provider's deadline. Where the provider can say which task it made for our job id (Kling's
+    external_task_id), an ambiguous submit is looked up first: a task found is the placement,
+    none found means nothing was taken. If nobody takes it now, or the time left is too short for a
     submit, the job stays pending and the poller tries again with backoff until its
     deadline. Every attempt is recorded on the job. `now` is the caller's clock (the poller's)."""
     store = store or JobStore()
@@ -209,19 +211,29 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
             return store.get(job.id) or job
     attempts: list[dict[str, Any]] = []
     candidates = list(job.candidates or [job.provider or get_settings().routing[0]])
-    if job.submitting:
-        # The previous placer sent a submit and died (or timed out) before its answer was kept.
-        previous = str(job.submitting.get("provider"))
-        attempts.append(_ambiguous_attempt(previous, "a placement ended after sending its submit"))
-        if not get_settings().failover_on_ambiguous:
-            return _hold(job, store, holder, attempts, now=now())
-        # Fail over: the others first; the same provider again only if nobody else takes it.
-        candidates = [p for p in candidates if p != previous] + [previous]
-    state = _cooldowns(candidates, store)
     out_of_time = False
     own_client = http_client is None
     http_client = http_client or provider_client(SUBMIT_TIMEOUT_SECONDS)
     try:
+        if job.submitting:
+            # The previous placer sent a submit and died (or timed out) before its answer was kept.
+            previous = str(job.submitting.get("provider"))
+            verdict, found = _look_up(job, previous, http_client, budget)
+            if verdict == "found":
+                attempts.append(_attempt(previous, "recovered", message="an earlier placement's submit "
+                                         "was taken: found by the job id"))
+                return _placed(job, store, holder, previous, str(found), None, _callback_sent(job, previous),
+                               attempts, token_hash=str(job.submitting.get("token_hash") or ""), now=now())
+            if verdict == "absent":
+                attempts.append(_attempt(previous, "not_accepted", message="an earlier placement's submit "
+                                         "was not taken (looked up by the job id)"))
+            else:
+                attempts.append(_ambiguous_attempt(previous, "a placement ended after sending its submit"))
+                if not get_settings().failover_on_ambiguous:
+                    return _hold(job, store, holder, attempts, now=now())
+                # Fail over: the others first; the same provider again only if nobody else takes it.
+                candidates = [p for p in candidates if p != previous] + [previous]
+        state = _cooldowns(candidates, store)
         for provider in candidates:
             until = cooldown.cooling(state, provider, now())
             if until is not None:
@@ -238,6 +250,20 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
             except ConditionFailed:  # the lease was lost (expired and taken, or canceled)
                 return store.get(job.id) or job
             outcome = _submit(job, provider, http_client, token, min(SUBMIT_TIMEOUT_SECONDS, budget.left()))
+            token_hash = None
+            if isinstance(outcome, ProviderError) and outcome.ambiguous:
+                verdict, found = _look_up(job, provider, http_client, budget)
+                if verdict == "found":
+                    attempts.append(_attempt(provider, "recovered", code=outcome.code,
+                                             message=f"{outcome.message}; the task was found by the job id"))
+                    earlier = job.submitting if outcome.code == "provider_duplicate_submit" else None
+                    if earlier and earlier.get("provider") == provider:  # an earlier placement's task
+                        token, token_hash = None, str(earlier.get("token_hash") or "")
+                    outcome = (str(found), _callback_sent(job, provider), None)
+                elif verdict == "absent":
+                    attempts.append(_attempt(provider, "retryable_error", code=outcome.code,
+                                             message=f"{outcome.message}; not taken (looked up by job id)"))
+                    continue
             if isinstance(outcome, ProviderError):
                 if outcome.ambiguous:
                     attempts.append(_ambiguous_attempt(provider, outcome.message, code=outcome.code))
@@ -253,7 +279,7 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
                 continue
             task_id, callback_expected, details = outcome
             placed = _placed(job, store, holder, provider, task_id, token, callback_expected, attempts,
-                             details, now=now())
+                             details, now=now(), token_hash=token_hash)
             if provider in state:
                 _clear(store, provider)  # after the acceptance is recorded: a failure here costs nothing
             return placed
@@ -261,6 +287,33 @@ def place(job: Job, *, store: JobStore | None = None, http_client: Any = None,
         if own_client:
             http_client.close()
     return _unplaced(job, store, holder, attempts, out_of_time=out_of_time, now=now())
+
+
+def _callback_sent(job: Job, provider: str) -> bool:
+    """Whether a submit of this job to `provider` carried a callback URL (as _submit decides)."""
+    return bool(get_adapter(provider).capabilities.callbacks and job.callback_base)
+
+
+def _look_up(job: Job, provider: str, http_client: Any, budget: Budget) -> tuple[str, str | None]:
+    """After an ambiguous submit: ("found", task id) when the provider made a task for this job,
+    ("absent", None) when it made none, ("unknown", None) when it offers no lookup (all but
+    Kling) or could not say (an error, too little time left)."""
+    import httpx
+
+    adapter = get_adapter(provider)
+    build = getattr(adapter, "build_lookup", None)
+    if build is None or budget.left() < MIN_SUBMIT_SECONDS:
+        return "unknown", None
+    try:
+        request = build(job.id)
+        request.extensions["timeout"] = httpx.Timeout(min(SUBMIT_TIMEOUT_SECONDS, budget.left())).as_dict()
+        found = adapter.parse_lookup(http_client.send(request), job.id)
+    except (ProviderError, httpx.HTTPError) as exc:
+        logger.warning("ambiguous submit could not be looked up",
+                       extra={"provider": provider, "error": str(exc)})
+        return "unknown", None
+    count("AmbiguousSubmitsResolved", provider)
+    return ("found", found) if found else ("absent", None)
 
 
 def _cooldowns(candidates: list[str], store: JobStore) -> dict[str, tuple[float, int]]:
@@ -321,6 +374,8 @@ def _submit(job: Job, provider: str, http_client: Any, token: str,
         negative_prompt=job.request.get("negative_prompt"),
         keep_original_sound=job.request.get("keep_original_sound", True),
         callback_url=callback_url,
+        job_id=job.id,
+        deadline_at=float(job.deadline_at) if job.deadline_at else None,
     )
     try:
         request = adapter.build_submit(spec)
@@ -382,9 +437,11 @@ def iso_ts(epoch: float) -> str:
     return iso(datetime.fromtimestamp(epoch, UTC))
 
 
-def _placed(job: Job, store: JobStore, holder: str, provider: str, task_id: str, token: str,
+def _placed(job: Job, store: JobStore, holder: str, provider: str, task_id: str, token: str | None,
             callback_expected: bool, attempts: list[dict[str, Any]], details: Any = None, *,
-            now: float) -> Job:
+            now: float, token_hash: str | None = None) -> Job:
+    """`token` is the callback token the submit carried, or None with its `token_hash` (a
+    submit of an earlier placement, found by lookup)."""
     caps = get_adapter(provider).capabilities
     scale = get_settings().poll_time_scale
     delay = first_poll_delay(caps, callback_expected=callback_expected, scale=scale)
@@ -401,7 +458,7 @@ def _placed(job: Job, store: JobStore, holder: str, provider: str, task_id: str,
                 **extra,
                 "provider": provider,
                 "provider_task_id": task_id,
-                "callback_token_hash": callback_token_hash(token),
+                "callback_token_hash": token_hash if token is None else callback_token_hash(token),
                 "submitted_at": int(now),
                 "callback_expected": callback_expected,  # the poller's schedule depends on it
                 "poll_count": 0,

@@ -59,6 +59,9 @@ class JobSpec:
     fail_message: str | None = None  # the fail_task knob: fail instead of rendering
     check_inputs: Callable[[ImageProbe, VideoProbe], None] | None = None  # raises InputError
     on_finish: Callable[[SimJob], None] | None = None  # e.g. send the callback
+    # Called (from the job's thread) after each non-final phase begins: providers that call back
+    # on every status change (Kling) or on start (Replicate). It must not block for long.
+    on_phase: Callable[[SimJob], None] | None = None
 
 
 @dataclass(eq=False)
@@ -82,6 +85,7 @@ class SimJob:
     fail_kind: str = ""  # "task" (knob), "input" or "internal"
     fail_message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # provider bookkeeping
+    cancel_requested: bool = False  # a provider's cancel call (fal, Replicate): stop before running
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     settled: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -96,6 +100,16 @@ class SimJob:
     @property
     def done(self) -> bool:
         return self.phase in FINAL
+
+    def request_cancel(self, *, running_too: bool = False) -> bool:
+        """Ask the job to stop: honoured while it has not started running (or, with
+        `running_too`, until it is final: the render still finishes, its result is dropped).
+        Returns whether the request was taken."""
+        with self.lock:
+            if self.done or (self.phase == "running" and not running_too):
+                return False
+            self.cancel_requested = True
+            return True
 
 
 class JobRunner:
@@ -133,9 +147,19 @@ class JobRunner:
     def _walk(self, job: SimJob, spec: JobSpec, output_dir: Path, output_url: str) -> None:
         for phase in PHASES[:-1]:
             self._set_phase(job, phase)
+            if spec.on_phase is not None:
+                spec.on_phase(job)
             if self.stopping.wait(spec.state_seconds):
                 return
-        self._set_phase(job, "running")
+        with job.lock:
+            canceled = job.cancel_requested
+        if canceled or not self._set_phase(job, "running"):
+            self._finish(job, fail=("canceled", "canceled"))
+            if spec.on_finish is not None and not self.stopping.is_set():
+                spec.on_finish(job)  # a canceled task is final too (Replicate calls back)
+            return
+        if spec.on_phase is not None:
+            spec.on_phase(job)
         started = time.monotonic()
         if spec.fail_message is not None:
             outcome: dict[str, Any] = {"fail": ("task", spec.fail_message)}
@@ -144,7 +168,9 @@ class JobRunner:
         # a phase lasts at least state_seconds even when the render was quicker
         if self.stopping.wait(max(0.0, spec.state_seconds - (time.monotonic() - started))):
             return
-        self._finish(job, **outcome)
+        with job.lock:
+            canceled = job.cancel_requested
+        self._finish(job, **(outcome if not canceled else {"fail": ("canceled", "canceled")}))
         if spec.on_finish is not None and not self.stopping.is_set():
             spec.on_finish(job)
 
@@ -178,12 +204,16 @@ class JobRunner:
             shutil.rmtree(scratch, ignore_errors=True)
 
     @staticmethod
-    def _set_phase(job: SimJob, phase: str) -> None:
+    def _set_phase(job: SimJob, phase: str) -> bool:
+        """Move to `phase`; False (and no move) when a cancel came first for `running`."""
         with job.lock:
+            if phase == "running" and job.cancel_requested:
+                return False
             job.phase = phase
             job.updated_at = time.time()
             if phase == "running":
                 job.started_at = job.updated_at
+            return True
 
     @staticmethod
     def _finish(
@@ -234,3 +264,25 @@ def download(spec: InputSpec, dest: Path) -> Path:
     if written == 0:
         raise InputError(f"{spec.field}: downloaded file is empty")
     return dest
+
+
+def check_upstream_limits(img: ImageProbe, vid: VideoProbe, orientation: str, *,
+                          image_field: str, video_field: str, min_side: int = 300) -> None:
+    """The upstream model's input limits (providers.md section 0), applied once the files are
+    fetched: jpeg/png, each side >= `min_side` px, aspect 2:5..5:2, video 3 s to 10 s
+    (orientation `image`) or 30 s (`video`). Messages name the request's own fields."""
+    if img.format not in ("png", "jpeg"):
+        raise InputError(f"{image_field}: unsupported image format {img.format or 'unknown'} (jpeg/png)")
+    if min(img.width, img.height) < min_side:
+        raise InputError(f"{image_field}: image is {img.width}x{img.height}, "
+                         f"each side must be >= {min_side} px")
+    if not 0.4 <= img.width / img.height <= 2.5:
+        raise InputError(f"{image_field}: image aspect ratio must be between 2:5 and 5:2")
+    max_s = 10.0 if orientation == "image" else 30.0
+    if vid.duration < 3.0 - 0.05:
+        raise InputError(f"{video_field}: video is {vid.duration:.1f} s, minimum is 3 s")
+    if vid.duration > max_s + 0.05:
+        raise InputError(
+            f"{video_field}: video is {vid.duration:.1f} s, maximum is {max_s:.0f} s "
+            f"for character_orientation={orientation}"
+        )

@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .delivery import deliver_callback, json_headers
-from .jobs import InputError, InputSpec, JobSpec, SimJob
+from .jobs import InputSpec, JobSpec, SimJob, check_upstream_limits
 from .provider import Provider, SandboxContext
 from .render import ImageProbe, VideoProbe
 from .wire import Request, Response
@@ -144,6 +144,9 @@ class KieProvider(Provider):
             ("POST", "/api/v1/jobs/createTask"): "createTask",
             ("GET", "/api/v1/jobs/recordInfo"): "recordInfo",
         }
+
+    def credentials(self) -> dict[str, str]:
+        return {"API_KEY": self.api_key, **({"WEBHOOK_HMAC_KEY": self.hmac_key} if self.hmac_key else {})}
 
     # --------------------------------------------------------------- routing
 
@@ -302,20 +305,7 @@ def _check_url_array(value: Any, name: str) -> None:
 
 def check_inputs(img: ImageProbe, vid: VideoProbe, orientation: str) -> None:
     """Kie's documented input limits, applied once the files are fetched."""
-    if img.format not in ("png", "jpeg"):
-        raise InputError(f"input_urls[0]: unsupported image format {img.format or 'unknown'} (jpeg/png)")
-    if min(img.width, img.height) < 300:
-        raise InputError(f"input_urls[0]: image is {img.width}x{img.height}, each side must be >= 300 px")
-    if not 0.4 <= img.width / img.height <= 2.5:
-        raise InputError("input_urls[0]: image aspect ratio must be between 2:5 and 5:2")
-    max_s = 10.0 if orientation == "image" else 30.0
-    if vid.duration < 3.0 - 0.05:
-        raise InputError(f"video_urls[0]: video is {vid.duration:.1f} s, minimum is 3 s")
-    if vid.duration > max_s + 0.05:
-        raise InputError(
-            f"video_urls[0]: video is {vid.duration:.1f} s, maximum is {max_s:.0f} s "
-            f"for character_orientation={orientation}"
-        )
+    check_upstream_limits(img, vid, orientation, image_field="input_urls[0]", video_field="video_urls[0]")
 
 
 def record(job: SimJob) -> dict[str, Any]:

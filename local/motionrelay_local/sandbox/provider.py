@@ -115,6 +115,10 @@ class Provider:
         self._config = {k: default for k, (default, _) in self._knobs.items()} | self.knob_defaults
         self._config_lock = threading.Lock()
 
+    def credentials(self) -> dict[str, str]:
+        """What a client of this simulated provider configures (its secret's fields)."""
+        return {"API_KEY": self.api_key}
+
     # --------------------------------------------------------------- knobs
 
     def config(self) -> dict[str, Any]:

@@ -26,11 +26,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .aimlapi import AimlapiProvider
+from .fal import FalProvider
 from .jobs import FINAL, JobRunner, SimJob
 from .kie import KieProvider
+from .kling import KlingProvider
 from .novita import NovitaProvider
 from .pixazo import PixazoProvider
 from .provider import Provider, SandboxContext
+from .replicate import ReplicateProvider
 from .vibedream import VibeDreamProvider
 from .wire import Request, Response
 
@@ -38,7 +41,8 @@ log = logging.getLogger(__name__)
 
 # one entry per simulated provider; adding a provider = one module + one line here
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider)
+    cls.name: cls for cls in (KieProvider, NovitaProvider, AimlapiProvider, PixazoProvider, VibeDreamProvider,
+                              FalProvider, ReplicateProvider, KlingProvider)
 }
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+\.mp4$")
@@ -131,6 +135,11 @@ class Sandbox:
         return f"{self.root_url}/{provider}"
 
     # --------------------------------------------------------------- knobs and state
+
+    def credentials(self, provider: str) -> dict[str, str]:
+        """The provider secret's fields (MOTIONRELAY_<P>_<field>) a client of this simulated
+        provider needs, besides its base URL: API_KEY, and e.g. fal's JWKS_URL."""
+        return self._provider(provider).credentials()
 
     def configure(self, provider: str, **knobs: Any) -> dict[str, Any]:
         """Change knobs (see provider.COMMON_KNOBS); returns the provider's whole config."""

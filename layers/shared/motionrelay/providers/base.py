@@ -31,6 +31,10 @@ class SubmitSpec:
     negative_prompt: str | None
     keep_original_sound: bool
     callback_url: str | None
+    # Our job id (Kling's `external_task_id`: a submit whose answer was lost can be looked up
+    # by it) and the job's deadline as epoch seconds (Replicate's `Cancel-After`).
+    job_id: str | None = None
+    deadline_at: float | None = None
 
 
 class ProviderError(Exception):
@@ -52,6 +56,12 @@ class ProviderError(Exception):
 
 class CallbackRejected(Exception):
     """A callback failed verification; the webhook answers 401 and writes nothing."""
+
+
+class CallbackKeysStale(CallbackRejected):
+    """No key the caller passed verified the signature (or none was passed): the provider may
+    have rotated its keys. The caller fetches them again (`build_callback_keys_request`) and
+    retries once; a second failure is a plain rejection."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,24 @@ class ProviderAdapter(Protocol):
 
     # Optional: `submit_details(response) -> ProviderStatus | None` for providers whose submit
     # answer carries cost or an ETA (VibeDream); the gateway records them when present.
+    #
+    # Optional, for providers that sign callbacks with keys fetched from them (fal's JWKS,
+    # Replicate's webhook secret): `build_callback_keys_request() -> httpx.Request` and
+    # `parse_callback_keys(response) -> tuple` (opaque keys); `verify_callback(..., keys=...)`
+    # then takes them and raises `CallbackKeysStale` when none verifies. The caller fetches and
+    # caches them (callback_keys.py): adapters do no I/O.
+    #
+    # Optional: `result_request(status_response) -> httpx.Request | None` for providers whose
+    # status answer says "done" without the result (fal): the caller sends it and passes that
+    # answer to `parse_status` instead.
+    #
+    # Optional: `build_cancel(task_id) -> httpx.Request` / `parse_cancel(response) -> bool`
+    # (fal, Replicate): the gateway asks the provider to stop a canceled job's task.
+    #
+    # Optional: `build_lookup(job_id) -> httpx.Request` / `parse_lookup(response) -> str | None`
+    # (Kling's external_task_id): after an ambiguous submit, the task the provider made for this
+    # job, if any.
+
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -102,6 +130,18 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 def http_status_retryable(status: int) -> bool:
     return status == 408 or status == 429 or status >= 500
+
+
+# The upstream model's own input limits (providers.md section 0; the official Kling API's),
+# for platforms that document none of their own (fal, Replicate, Kling itself).
+UPSTREAM_LIMITS: dict[str, Any] = {
+    "max_image_bytes": 10 * 1024 * 1024,
+    "max_video_bytes": 100 * 1024 * 1024,
+    "max_video_seconds_image_orientation": 10,
+    "max_video_seconds_video_orientation": 30,
+    "min_video_seconds": 3,
+    "video_containers": frozenset({"mp4", "mov"}),
+}
 
 
 # --- parsing helpers shared by the adapters ------------------------------------------------
@@ -178,3 +218,13 @@ def http_status_error(provider: str, response: httpx.Response, message: str, *, 
         retryable = status in retryable_submit or http_status_retryable(status)
     return ProviderError(provider, code, message[:500], retryable=retryable, http_status=status,
                          retry_after=retry_after_seconds(response))
+
+
+def required_id(provider: str, response: httpx.Response, body: Any, key: str) -> str:
+    """A submit answer's task id (`body[key]`, a non-empty string), else a retryable
+    `provider_bad_response`: the provider answered success without saying which task it made."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise ProviderError(provider, "provider_bad_response", f"submit answer has no {key}",
+                            retryable=True, http_status=response.status_code)
+    return value.strip()
