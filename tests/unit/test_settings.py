@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from motionrelay.settings import get_settings, provider_secret, reset_settings
+from motionrelay.registry import provider_secret
+from motionrelay.settings import get_settings, reset_settings
 
 
 def test_credentials_come_from_the_json_secret_when_not_in_the_environment(aws, monkeypatch):

@@ -11,17 +11,32 @@ in Secrets Manager is picked up by warm functions within that time.
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from motionrelay.settings import PROVIDERS, SECRET_CACHE_SECONDS, get_settings, provider_secret
+from motionrelay.settings import PROVIDERS, SECRET_CACHE_SECONDS, get_settings
 
 if TYPE_CHECKING:
     from motionrelay.providers.base import ProviderAdapter
 
 _adapters: dict[str, tuple[float, ProviderAdapter]] = {}
 _lock = threading.Lock()
+
+
+def provider_secret(provider: str, suffix: str = "API_KEY") -> str:
+    """A provider credential: `MOTIONRELAY_<P>_<suffix>` from the env, else from the secret."""
+    name = f"MOTIONRELAY_{provider.upper()}_{suffix}"
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    secret_name = get_settings().provider_secret_name
+    if not secret_name:
+        return ""
+    from motionrelay.infra.secrets import json_secret  # lazy: Powertools Parameters, boto3
+
+    return str(json_secret(secret_name, SECRET_CACHE_SECONDS).get(name, "")).strip()
 
 
 def build_adapter(name: str, *, base_url: str | None = None) -> ProviderAdapter:

@@ -106,23 +106,6 @@ def _poll_concurrency(value: str) -> dict[str, int]:
     return limits
 
 
-def provider_secret(provider: str, suffix: str = "API_KEY") -> str:
-    """A provider credential: `MOTIONRELAY_<P>_<suffix>` from the env, else from the secret."""
-    name = f"MOTIONRELAY_{provider.upper()}_{suffix}"
-    value = _env(name)
-    if value:
-        return value
-    secret_name = get_settings().provider_secret_name
-    if not secret_name:
-        return ""
-    from motionrelay.infra.secrets import json_secret  # lazy: Powertools Parameters, boto3
-
-    return str(json_secret(secret_name, SECRET_CACHE_SECONDS).get(name, "")).strip()
-
-
 def reset_settings() -> None:
     """For tests and the local stack, which change the environment at run time."""
-    from motionrelay.infra import secrets
-
     get_settings.cache_clear()
-    secrets.reset()
