@@ -5,6 +5,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from motionrelay import wiring
 from motionrelay.api.http import callback_base, json_response, register_error_handlers, request_body
 from motionrelay.api.openapi import header, openapi_response, operation, query, swagger_response
 from motionrelay.apikeys import Principal, authenticate
@@ -19,6 +20,7 @@ from motionrelay.webhook_secrets import rotate as rotate_webhook_secret
 
 # No enable_validation: request bodies are parsed by motionrelay.validation (stable error codes,
 # no pydantic at cold start); the pydantic models document them (motionrelay.api.openapi).
+deps = wiring.build()  # once per execution environment: the table, the clock, the registry
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
 
@@ -29,7 +31,7 @@ IDEMPOTENCY_KEY = header("Idempotency-Key", "Makes the create safe to retry: the
 
 def _principal(job_id: str | None = None) -> Principal:
     """The caller's tenant from its API key; tenant (and job) go on every log line after."""
-    principal = authenticate(app.current_event.headers.get("authorization"))
+    principal = authenticate(app.current_event.headers.get("authorization"), store=deps.store)
     logger.append_keys(tenant_id=principal.tenant_id, **({"job_id": job_id} if job_id else {}))
     return principal
 
@@ -56,14 +58,14 @@ def post_job():
             principal, request, callback_base=callback_base(event),
             remaining_ms=getattr(app.lambda_context, "get_remaining_time_in_millis", None),
             job_id=None if key is None else idempotent_job_id(principal.tenant_id, key),
-            body_sha256=None if key is None else body_sha256(body)))
+            body_sha256=None if key is None else body_sha256(body), store=deps.store, now=deps.clock))
         return created[0].id
 
     if key is None:
         job_id = create()
     else:
         job_id = create_idempotently(principal.tenant_id, key, body, create)
-    job = created[0] if created else get_job(principal, job_id)
+    job = created[0] if created else get_job(principal, job_id, deps.store)
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if key is not None:
         headers["Idempotent-Replayed"] = "false" if created else "true"
@@ -74,7 +76,7 @@ def post_job():
                                            errors=(401, 404)))
 @tracer.capture_method(capture_response=False)
 def read_job(job_id: str):
-    return json_response(200, job_resource(get_job(_principal(job_id), job_id)))
+    return json_response(200, job_resource(get_job(_principal(job_id), job_id, deps.store)))
 
 
 @app.get("/v1/jobs", **operation(
@@ -90,7 +92,7 @@ def read_job(job_id: str):
 def read_jobs():
     query = app.current_event.query_string_parameters or {}
     page = list_jobs(_principal(), status=query.get("status"), limit=query.get("limit"),
-                     cursor=query.get("cursor"))
+                     cursor=query.get("cursor"), store=deps.store)
     return json_response(200, page)
 
 
@@ -99,7 +101,7 @@ def read_jobs():
     errors=(401, 404, 409)))
 @tracer.capture_method(capture_response=False)
 def cancel(job_id: str):
-    return json_response(200, job_resource(cancel_job(_principal(job_id), job_id)))
+    return json_response(200, job_resource(cancel_job(_principal(job_id), job_id, deps.store)))
 
 
 @app.post("/v1/uploads", **operation(
@@ -110,7 +112,7 @@ def cancel(job_id: str):
 def post_upload():
     principal = _principal()
     content_type, size_bytes = parse_upload_request(request_body(app.current_event))
-    return json_response(201, create_upload(principal, content_type, size_bytes))
+    return json_response(201, create_upload(principal, content_type, size_bytes, store=deps.store))
 
 
 @app.get("/v1/webhook-secret", **operation(
@@ -119,7 +121,7 @@ def post_upload():
 @tracer.capture_method(capture_response=False)
 def read_webhook_secret():
     # Created on first use; the secret is the tenant's own, never cached by intermediaries.
-    return json_response(200, webhook_secret(_principal().tenant_id).public(),
+    return json_response(200, webhook_secret(_principal().tenant_id, deps.store).public(),
                          headers={"Cache-Control": "no-store"})
 
 
@@ -129,7 +131,7 @@ def read_webhook_secret():
     errors=(401, 409)))
 @tracer.capture_method(capture_response=False)
 def post_webhook_secret_rotation():
-    return json_response(200, rotate_webhook_secret(_principal().tenant_id).public(),
+    return json_response(200, rotate_webhook_secret(_principal().tenant_id, store=deps.store).public(),
                          headers={"Cache-Control": "no-store"})
 
 
