@@ -132,7 +132,10 @@ def test_each_function_runs_with_its_own_environment(stack: LocalStack):
         assert env["AWS_LAMBDA_FUNCTION_NAME"] == fn.spec.function_name, name
         assert env["MOTIONRELAY_TABLE"] == stack.table, name
         assert "MOTIONRELAY_KIE_API_KEY" not in env, f"{name}: provider keys come from the secret"
-        pids = fn.pids()
+        # A scheduled function may be mid-run: wait for an idle environment to look into.
+        deadline = time.monotonic() + 20
+        while not (pids := fn.pids()) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert pids, name
         for pid in pids:
             seen = dict(entry.split("=", 1) for entry in
