@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from motionrelay.api.http import callback_base, json_response, register_error_handlers, request_body
 from motionrelay.api.openapi import header, openapi_response, operation, query, swagger_response
 from motionrelay.apikeys import Principal, authenticate
+from motionrelay.catalog import available_providers
 from motionrelay.infra.idempotency import body_sha256, create_idempotently, register_lambda_context
 from motionrelay.jobs import DEFAULT_PAGE, MAX_PAGE, STATUSES, cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
@@ -131,6 +132,16 @@ def read_webhook_secret():
 def post_webhook_secret_rotation():
     return json_response(200, rotate_webhook_secret(_principal().tenant_id).public(),
                          headers={"Cache-Control": "no-store"})
+
+
+@app.get("/v1/providers", **operation(
+    "listProviders", "List the providers this deployment can serve", tag="providers",
+    ok=(200, "ProviderList", "The providers a job's `provider` may name (routed, with credentials), in "
+        "routing order, with what each can do."), errors=(401,)))
+@tracer.capture_method(capture_response=False)
+def read_providers():
+    _principal()
+    return json_response(200, available_providers())
 
 
 # Public, like the document they describe; built on first request (pydantic stays off the cold start).
