@@ -5,7 +5,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from motionrelay.api.http import callback_base, json_response, register_error_handlers, request_body
+from motionrelay.api import console
+from motionrelay.api.http import (
+    callback_base,
+    error_response,
+    json_response,
+    register_error_handlers,
+    request_body,
+)
 from motionrelay.api.openapi import header, openapi_response, operation, query, swagger_response
 from motionrelay.apikeys import Principal, authenticate
 from motionrelay.catalog import available_providers
@@ -153,6 +160,17 @@ def read_openapi():
 @app.get("/v1/docs", include_in_schema=False, compress=True)
 def read_docs():
     return swagger_response(app)
+
+
+# The web console: a public page (the user types the API key into it) and its static assets.
+@app.get("/console", include_in_schema=False)
+def read_console():
+    return console.index_response()
+
+
+@app.get("/console/<asset>", include_in_schema=False)
+def read_console_asset(asset: str):
+    return console.asset_response(asset) or error_response(404, "not_found", f"No console asset '{asset}'.")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -392,7 +392,7 @@ class LocalStack:
         pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": self.name,
                   "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
         provisioner = Provisioner(template, stack_name=self.name, region=REGION, clients=self.client,
-                                  parameters=parameters, pseudo=pseudo)
+                                  parameters=parameters, pseudo=pseudo, api_origin=self._api_url)
         resolver = provisioner.run()
         secret_arns = self._fill_provider_secret(provisioner, provider_settings)
         self.table = self._ref_of_type(provisioner, "AWS::DynamoDB::Table", prefer="JobsTable")
