@@ -27,7 +27,7 @@ import httpx
 
 from motionrelay_cli import keys as keys_cmd
 from motionrelay_cli.api import Api, ApiError, CliError, Download
-from motionrelay_cli.config import ConfigError, resolve_api
+from motionrelay_cli.config import ConfigError, ask_which_stack, resolve_api
 from motionrelay_cli.progress import DownloadProgress, JobProgress, elapsed_text, size_text
 
 PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream")
@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     api_opts.add_argument("--url", default=argparse.SUPPRESS, help="API base URL (default: $MOTIONRELAY_URL)")
     api_opts.add_argument("--api-key", default=argparse.SUPPRESS,
                           help="API key (default: $MOTIONRELAY_API_KEY)")
+    api_opts.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                          help="which running `make dev` (by its port) when several are")
     table_opts = argparse.ArgumentParser(add_help=False)
     table_opts.add_argument("--table", default=argparse.SUPPRESS,
                             help="the stack's DynamoDB table, its JobsTableName output "
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     table_opts.add_argument("--endpoint-url", default=argparse.SUPPRESS,
                             help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL or AWS)")
     table_opts.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: boto3's)")
+    table_opts.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                            help="which running `make dev` (by its port) when several are")
 
     parser = argparse.ArgumentParser(
         prog="motionrelay", parents=[api_opts],
@@ -155,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_api(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
              transport: httpx.BaseTransport | None = None) -> Api:
-    target = resolve_api(getattr(args, "url", None), getattr(args, "api_key", None), environ)
+    target = resolve_api(getattr(args, "url", None), getattr(args, "api_key", None), environ,
+                         port=getattr(args, "port", None), choose=ask_which_stack())
     return Api(target.url, target.api_key, transport=transport)
 
 

@@ -78,6 +78,8 @@ from motionrelay_local.template import (
 )
 
 log = logging.getLogger("motionrelay_local")
+# One line per API request: the line `make dev` keeps on the terminal (devlog.py).
+requests_log = logging.getLogger("motionrelay_local.requests")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -834,7 +836,7 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
             route_key = match.route.route_key if match else str(response.status)
         self.server.stack.count("api_requests", route_key)
         self._write(response)
-        log.info(
+        requests_log.info(
             "%s %s -> %d (%.0f ms)",
             self.command,
             self.path.split("?", 1)[0],

@@ -571,3 +571,38 @@ def test_the_stack_option_reads_the_table_from_cloudformation(aws):
 
 def test_api_error_str():
     assert str(ApiError(400, "invalid_request", "bad", "quality")) == "invalid_request: bad (field: quality)"
+
+
+def test_each_make_dev_has_its_own_state_file_and_the_cli_picks_or_asks(tmp_path, monkeypatch):
+    from motionrelay_cli.config import state_filename
+
+    monkeypatch.delenv("MOTIONRELAY_LOCAL_STATE", raising=False)
+    monkeypatch.setattr("motionrelay_cli.config.REPO_ROOT", tmp_path)  # not this checkout's stacks
+    env: dict[str, str] = {}
+    first = write_local_state(tmp_path / state_filename(3000), api_url="http://127.0.0.1:3000",
+                              api_key="mr_dev_a", endpoint_url="http://127.0.0.1:5000", table="jobs-a")
+    assert resolve_api(None, None, env, cwd=tmp_path).api_key == "mr_dev_a"  # one running: that one
+    write_local_state(tmp_path / state_filename(3001), api_url="http://127.0.0.1:3001", api_key="mr_dev_b",
+                      endpoint_url="http://127.0.0.1:5001", table="jobs-b")
+    with pytest.raises(ConfigError, match=r"several .* \(ports 3000, 3001\): pass --port"):
+        resolve_api(None, None, env, cwd=tmp_path)
+    assert resolve_api(None, None, env, cwd=tmp_path, port=3001).api_key == "mr_dev_b"
+    assert resolve_table(None, None, None, environ=env, cwd=tmp_path, port=3001).table == "jobs-b"
+    asked = resolve_api(None, None, env, cwd=tmp_path, choose=lambda states: states[0])
+    assert asked.url == "http://127.0.0.1:3000"
+    with pytest.raises(ConfigError, match="no `make dev` is running on port 4000"):
+        resolve_api(None, None, env, cwd=tmp_path, port=4000)
+    # Stopping one leaves the other found.
+    remove_local_state(first)
+    assert resolve_api(None, None, env, cwd=tmp_path).api_key == "mr_dev_b"
+    # The dev key of the stack at a given URL, whichever file holds it.
+    assert resolve_api("http://127.0.0.1:3001", None, env, cwd=tmp_path).api_key == "mr_dev_b"
+
+
+def test_port_is_an_option_of_every_api_and_keys_command():
+    from motionrelay_cli.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["jobs", "list", "--port", "3001"]).port == 3001
+    assert parser.parse_args(["--port", "3001", "submit", "a.png", "b.mp4"]).port == 3001
+    assert parser.parse_args(["keys", "list", "--port", "3002"]).port == 3002
