@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is used.",
     )
     commands = parser.add_subparsers(dest="command", required=True,
-                                     metavar="{submit,jobs,webhook-secret,keys}")
+                                     metavar="{submit,jobs,webhook-secret,listen,keys}")
 
     submit = commands.add_parser("submit", parents=[api_opts], help="create a job (local files are uploaded)",
                                  description="Create a job. IMAGE and VIDEO are local files (uploaded "
@@ -139,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
                        ("rotate", "replace it; the old one still verifies for a grace period")):
         command = secret_commands.add_parser(name, parents=[api_opts], help=text)
         command.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+
+    listen = commands.add_parser(
+        "listen", parents=[api_opts], help="receive and verify your job notifications on loopback",
+        description="Start a receiver on 127.0.0.1 and print the URL to use as a job's webhook_url "
+        "(the local stack accepts http:// loopback URLs). Each notification's Standard Webhooks "
+        "signature is verified with your tenant's secret; one line per event: type, job, status, "
+        "verified or not.",
+        epilog="example:\n  motionrelay listen --forward-to http://127.0.0.1:8000/hooks\n"
+        "  motionrelay submit samples/character.png samples/motion.mp4 --webhook-url http://127.0.0.1:PORT/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    listen.add_argument("--listen-port", type=int, default=0, metavar="PORT",
+                        help="the receiver's port (default: a free one)")
+    listen.add_argument("--forward-to", metavar="URL", help="re-post verified events (same body and "
+                        "webhook-* headers) to this URL")
+    listen.add_argument("--json", action="store_true", help="print each verified event as a JSON line")
 
     keys = commands.add_parser("keys", help="create, list or revoke API keys (in the stack's table)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="{create,list,revoke}")
@@ -319,6 +334,11 @@ def dispatch(args: argparse.Namespace, *, out: TextIO, err: TextIO, environ: Map
             return 0
         if args.command == "webhook-secret":
             return webhook_secret(args, api, out, err)
+        if args.command == "listen":
+            from motionrelay_cli import listen
+
+            return listen.run(api, out, err, port=args.listen_port, forward_to=args.forward_to,
+                              json_output=args.json)
         if args.jobs_command == "list":
             return jobs_list(args, api, out)
         if args.jobs_command == "get":
