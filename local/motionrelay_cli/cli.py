@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from motionrelay.version import __version__
 from motionrelay_cli import keys as keys_cmd
 from motionrelay_cli.api import Api, ApiError, CliError, Download
 from motionrelay_cli.config import ConfigError, ask_which_stack, resolve_api
@@ -44,6 +45,26 @@ class SubmitResult:
 
 
 # -- parsing ---------------------------------------------------------------------------------
+
+MAIN_EXAMPLES = """\
+Without --url/--api-key or MOTIONRELAY_URL/MOTIONRELAY_API_KEY, a running `make dev` is used
+(--port picks one of several).
+
+examples:
+  motionrelay submit samples/character.png samples/motion.mp4 --quality std --wait --out out/
+  motionrelay jobs list --status running
+  motionrelay jobs get job_1a1feafbe0f1a59667f568a140280b4
+  motionrelay listen --forward-to http://127.0.0.1:8000/hooks
+  motionrelay webhook-secret rotate
+  motionrelay keys create --tenant acme --name ci --stack motionrelay
+"""
+SUBMIT_EXAMPLES = """\
+examples:
+  motionrelay submit me.png dance.mp4 --quality std --prompt "The character dances" --wait --out out/
+  motionrelay submit https://example.com/me.jpg upload:0a6ed8cbf56c8cf1f4436726d670c205 \\
+      --orientation video --provider novita --webhook-url https://hooks.example.com/motionrelay
+  motionrelay submit me.png dance.mp4 --metadata '{"order_id": "42"}' --json
+"""
 
 
 def _positive(value: str) -> float:
@@ -89,15 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motionrelay", parents=[api_opts],
         description="Kling 2.6 Motion Control through the motionrelay API.",
-        epilog="Without --url/--api-key or MOTIONRELAY_URL/MOTIONRELAY_API_KEY, a running `make dev` "
-        "is used.",
+        epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"motionrelay {__version__}")
     commands = parser.add_subparsers(dest="command", required=True,
                                      metavar="{submit,jobs,webhook-secret,listen,keys}")
 
     submit = commands.add_parser("submit", parents=[api_opts], help="create a job (local files are uploaded)",
-                                 description="Create a job. IMAGE and VIDEO are local files (uploaded "
-                                 "through /v1/uploads), https:// URLs, data: URIs or upload:<id>.")
+                                 description="Create a job. IMAGE and VIDEO are local files (checked here "
+                                 "with the API's own rules, then uploaded through /v1/uploads), https:// "
+                                 "URLs, data: URIs or upload:<id>.", epilog=SUBMIT_EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     submit.add_argument("image", metavar="IMAGE", help="the character image (PNG/JPEG)")
     submit.add_argument("video", metavar="VIDEO", help="the motion reference video (MP4/MOV)")
     submit.add_argument("--orientation", choices=("image", "video"),
@@ -119,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up waiting after this long (the job goes on)")
     submit.add_argument("--poll-interval", type=_positive, default=POLL_SECONDS, help=argparse.SUPPRESS)
     submit.add_argument("--json", action="store_true", help="print the final job resource as JSON")
+    submit.add_argument("--no-local-checks", action="store_true",
+                        help="upload without checking the files here first (the API checks them anyway)")
 
     jobs = commands.add_parser("jobs", help="list, get or cancel your jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="{list,get,cancel}")
@@ -237,6 +262,10 @@ def submit(args: argparse.Namespace, api: Api, out: TextIO, err: TextIO, *,
     """`motionrelay submit`: upload local inputs, create the job, and with --wait/--out follow
     it and download the video. Raises CliError/ApiError for anything that went wrong."""
     progress = JobProgress(err, tty)
+    if not args.no_local_checks:
+        from motionrelay_cli.checks import check_inputs
+
+        check_inputs(args.image, args.video, orientation=args.orientation)  # silent when they pass
     image = api.input_value(args.image, progress.message)
     video = api.input_value(args.video, progress.message)
     job = api.create_job(job_body(args, image, video), args.idempotency_key)
