@@ -104,7 +104,9 @@ def test_a_job_submitted_in_the_console_plays_in_the_console(browser, stack: Loc
         assert stack.dev_api_key not in page.url
         assert page.evaluate("() => document.cookie") == ""
         assert page.evaluate("() => sessionStorage.getItem('motionrelay.apiKey')") == stack.dev_api_key
-        page.evaluate("() => document.getElementById('job-video').pause()")
+        # A frame from the middle of the video for the screenshot.
+        page.evaluate("() => new Promise((done) => { const v = document.getElementById('job-video');"
+                      " v.pause(); v.addEventListener('seeked', done, {once: true}); v.currentTime = 2; })")
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
