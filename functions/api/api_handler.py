@@ -6,9 +6,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from motionrelay import wiring
-from motionrelay.api.http import callback_base, json_response, register_error_handlers, request_body
+from motionrelay.api import console
+from motionrelay.api.http import (
+    callback_base,
+    error_response,
+    json_response,
+    register_error_handlers,
+    request_body,
+)
 from motionrelay.api.openapi import header, openapi_response, operation, query, swagger_response
 from motionrelay.apikeys import Principal, authenticate
+from motionrelay.catalog import available_providers
 from motionrelay.infra.idempotency import body_sha256, create_idempotently, register_lambda_context
 from motionrelay.jobs import DEFAULT_PAGE, MAX_PAGE, STATUSES, cancel_job, get_job, job_resource, list_jobs
 from motionrelay.observability import logger, metrics, tracer
@@ -135,6 +143,16 @@ def post_webhook_secret_rotation():
                          headers={"Cache-Control": "no-store"})
 
 
+@app.get("/v1/providers", **operation(
+    "listProviders", "List the providers this deployment can serve", tag="providers",
+    ok=(200, "ProviderList", "The providers a job's `provider` may name (routed, with credentials), in "
+        "routing order, with what each can do."), errors=(401,)))
+@tracer.capture_method(capture_response=False)
+def read_providers():
+    _principal()
+    return json_response(200, available_providers())
+
+
 # Public, like the document they describe; built on first request (pydantic stays off the cold start).
 @app.get("/v1/openapi.json", include_in_schema=False)
 def read_openapi():
@@ -144,6 +162,17 @@ def read_openapi():
 @app.get("/v1/docs", include_in_schema=False, compress=True)
 def read_docs():
     return swagger_response(app)
+
+
+# The web console: a public page (the user types the API key into it) and its static assets.
+@app.get("/console", include_in_schema=False)
+def read_console():
+    return console.index_response()
+
+
+@app.get("/console/<asset>", include_in_schema=False)
+def read_console_asset(asset: str):
+    return console.asset_response(asset) or error_response(404, "not_found", f"No console asset '{asset}'.")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -25,9 +25,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from motionrelay.version import __version__
 from motionrelay_cli import keys as keys_cmd
 from motionrelay_cli.api import Api, ApiError, CliError, Download
-from motionrelay_cli.config import ConfigError, resolve_api
+from motionrelay_cli.config import ConfigError, ask_which_stack, resolve_api
 from motionrelay_cli.progress import DownloadProgress, JobProgress, elapsed_text, size_text
 
 PROVIDERS = ("kie", "novita", "aimlapi", "pixazo", "vibedream", "fal", "replicate", "kling")
@@ -44,6 +45,26 @@ class SubmitResult:
 
 
 # -- parsing ---------------------------------------------------------------------------------
+
+MAIN_EXAMPLES = """\
+Without --url/--api-key or MOTIONRELAY_URL/MOTIONRELAY_API_KEY, a running `make dev` is used
+(--port picks one of several).
+
+examples:
+  motionrelay submit samples/character.png samples/motion.mp4 --quality std --wait --out out/
+  motionrelay jobs list --status running
+  motionrelay jobs get job_1a1feafbe0f1a59667f568a140280b4
+  motionrelay listen --forward-to http://127.0.0.1:8000/hooks
+  motionrelay webhook-secret rotate
+  motionrelay keys create --tenant acme --name ci --stack motionrelay
+"""
+SUBMIT_EXAMPLES = """\
+examples:
+  motionrelay submit me.png dance.mp4 --quality std --prompt "The character dances" --wait --out out/
+  motionrelay submit https://example.com/me.jpg upload:0a6ed8cbf56c8cf1f4436726d670c205 \\
+      --orientation video --provider novita --webhook-url https://hooks.example.com/motionrelay
+  motionrelay submit me.png dance.mp4 --metadata '{"order_id": "42"}' --json
+"""
 
 
 def _positive(value: str) -> float:
@@ -72,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     api_opts.add_argument("--url", default=argparse.SUPPRESS, help="API base URL (default: $MOTIONRELAY_URL)")
     api_opts.add_argument("--api-key", default=argparse.SUPPRESS,
                           help="API key (default: $MOTIONRELAY_API_KEY)")
+    api_opts.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                          help="which running `make dev` (by its port) when several are")
     table_opts = argparse.ArgumentParser(add_help=False)
     table_opts.add_argument("--table", default=argparse.SUPPRESS,
                             help="the stack's DynamoDB table, its JobsTableName output "
@@ -81,19 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     table_opts.add_argument("--endpoint-url", default=argparse.SUPPRESS,
                             help="DynamoDB endpoint (default: $AWS_ENDPOINT_URL or AWS)")
     table_opts.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: boto3's)")
+    table_opts.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                            help="which running `make dev` (by its port) when several are")
 
     parser = argparse.ArgumentParser(
         prog="motionrelay", parents=[api_opts],
         description="Kling 2.6 Motion Control through the motionrelay API.",
-        epilog="Without --url/--api-key or MOTIONRELAY_URL/MOTIONRELAY_API_KEY, a running `make dev` "
-        "is used.",
+        epilog=MAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"motionrelay {__version__}")
     commands = parser.add_subparsers(dest="command", required=True,
-                                     metavar="{submit,jobs,webhook-secret,keys}")
+                                     metavar="{submit,jobs,webhook-secret,listen,keys}")
 
     submit = commands.add_parser("submit", parents=[api_opts], help="create a job (local files are uploaded)",
-                                 description="Create a job. IMAGE and VIDEO are local files (uploaded "
-                                 "through /v1/uploads), https:// URLs, data: URIs or upload:<id>.")
+                                 description="Create a job. IMAGE and VIDEO are local files (checked here "
+                                 "with the API's own rules, then uploaded through /v1/uploads), https:// "
+                                 "URLs, data: URIs or upload:<id>.", epilog=SUBMIT_EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     submit.add_argument("image", metavar="IMAGE", help="the character image (PNG/JPEG)")
     submit.add_argument("video", metavar="VIDEO", help="the motion reference video (MP4/MOV)")
     submit.add_argument("--orientation", choices=("image", "video"),
@@ -115,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up waiting after this long (the job goes on)")
     submit.add_argument("--poll-interval", type=_positive, default=POLL_SECONDS, help=argparse.SUPPRESS)
     submit.add_argument("--json", action="store_true", help="print the final job resource as JSON")
+    submit.add_argument("--no-local-checks", action="store_true",
+                        help="upload without checking the files here first (the API checks them anyway)")
 
     jobs = commands.add_parser("jobs", help="list, get or cancel your jobs")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="{list,get,cancel}")
@@ -136,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
         command = secret_commands.add_parser(name, parents=[api_opts], help=text)
         command.add_argument("--json", action="store_true", help="print the API's answer as JSON")
 
+    listen = commands.add_parser(
+        "listen", parents=[api_opts], help="receive and verify your job notifications on loopback",
+        description="Start a receiver on 127.0.0.1 and print the URL to use as a job's webhook_url "
+        "(the local stack accepts http:// loopback URLs). Each notification's Standard Webhooks "
+        "signature is verified with your tenant's secret; one line per event: type, job, status, "
+        "verified or not.",
+        epilog="example:\n  motionrelay listen --forward-to http://127.0.0.1:8000/hooks\n"
+        "  motionrelay submit samples/character.png samples/motion.mp4 --webhook-url http://127.0.0.1:PORT/",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    listen.add_argument("--listen-port", type=int, default=0, metavar="PORT",
+                        help="the receiver's port (default: a free one)")
+    listen.add_argument("--forward-to", metavar="URL", help="re-post verified events (same body and "
+                        "webhook-* headers) to this URL")
+    listen.add_argument("--json", action="store_true", help="print each verified event as a JSON line")
+
     keys = commands.add_parser("keys", help="create, list or revoke API keys (in the stack's table)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="{create,list,revoke}")
     create = keys_commands.add_parser("create", parents=[table_opts], help="a new key, printed once")
@@ -155,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_api(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
              transport: httpx.BaseTransport | None = None) -> Api:
-    target = resolve_api(getattr(args, "url", None), getattr(args, "api_key", None), environ)
+    target = resolve_api(getattr(args, "url", None), getattr(args, "api_key", None), environ,
+                         port=getattr(args, "port", None), choose=ask_which_stack())
     return Api(target.url, target.api_key, transport=transport)
 
 
@@ -217,6 +262,10 @@ def submit(args: argparse.Namespace, api: Api, out: TextIO, err: TextIO, *,
     """`motionrelay submit`: upload local inputs, create the job, and with --wait/--out follow
     it and download the video. Raises CliError/ApiError for anything that went wrong."""
     progress = JobProgress(err, tty)
+    if not args.no_local_checks:
+        from motionrelay_cli.checks import check_inputs
+
+        check_inputs(args.image, args.video, orientation=args.orientation)  # silent when they pass
     image = api.input_value(args.image, progress.message)
     video = api.input_value(args.video, progress.message)
     job = api.create_job(job_body(args, image, video), args.idempotency_key)
@@ -314,6 +363,11 @@ def dispatch(args: argparse.Namespace, *, out: TextIO, err: TextIO, environ: Map
             return 0
         if args.command == "webhook-secret":
             return webhook_secret(args, api, out, err)
+        if args.command == "listen":
+            from motionrelay_cli import listen
+
+            return listen.run(api, out, err, port=args.listen_port, forward_to=args.forward_to,
+                              json_output=args.json)
         if args.jobs_command == "list":
             return jobs_list(args, api, out)
         if args.jobs_command == "get":

@@ -121,11 +121,11 @@ def guard(target: TableTarget | None, action: Any) -> int:
 
 def run(args: Any, environ: Any, out: TextIO, err: TextIO) -> int:
     """`motionrelay keys ...` with argparse's namespace."""
-    from motionrelay_cli.config import resolve_table
+    from motionrelay_cli.config import ask_which_stack, resolve_table
 
     target = guard(None, lambda: resolve_table(
         getattr(args, "table", None), getattr(args, "endpoint_url", None), getattr(args, "region", None),
-        getattr(args, "stack", None), environ))
+        getattr(args, "stack", None), environ, port=getattr(args, "port", None), choose=ask_which_stack()))
     if args.keys_command == "create":
         return guard(target, lambda: create(target, args.tenant, args.name, out, err))
     if args.keys_command == "list":

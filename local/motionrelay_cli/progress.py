@@ -1,9 +1,12 @@
 """Showing a job while it runs: one live line with a bar on a terminal, plain lines otherwise.
 
-On a TTY the line is redrawn in place (`\\r`) at every poll: status, provider, a bar of the
-provider's progress (a moving block while the provider reports none), the percentage and
-the elapsed time. Anywhere else (CI logs, pipes, files) a line is printed only when the
-status, provider or progress changes, so a log holds no thousand identical lines.
+On a TTY the line is redrawn in place (`\\r`) at every poll: status (the job's `stage` when the
+API gives one: placing, provider_queued, provider_running, transferring), provider, a bar of the
+provider's progress, the percentage and the elapsed time. A provider that reports no progress
+gets no bar that means nothing: the elapsed time against its typical run time
+(`typical_run_seconds`) instead. Without stages (an older API) a moving block stands in.
+Anywhere else (CI logs, pipes, files) a line is printed only when the status, stage, provider
+or progress changes, so a log holds no thousand identical lines.
 Plain ASCII on purpose: a terminal with a legacy encoding must not turn the bar into errors.
 """
 
@@ -48,6 +51,24 @@ def _progress(job: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+
+
+def _stage(job: dict[str, Any]) -> str | None:
+    stage = job.get("stage")
+    return stage if isinstance(stage, str) and stage != job.get("status") else None
+
+
+def _typical(job: dict[str, Any]) -> str | None:
+    """`usually 1m00s-3m00s` for a job at a provider that reports no progress, else None."""
+    typical = job.get("typical_run_seconds")
+    if (job.get("status") in TERMINAL or _progress(job) is not None or job.get("provider_reports_progress")
+            or not isinstance(typical, list) or len(typical) != 2
+            or _stage(job) not in ("provider_queued", "provider_running")):
+        return None
+    return f"usually {elapsed_text(typical[0])}-{elapsed_text(typical[1])}"
+
+
 def job_line(job: dict[str, Any], elapsed: float, tick: int = 0, columns: int = 100) -> str:
     """The live (TTY) line; the bar shrinks to fit `columns` (and goes in a very narrow one)."""
     progress = _progress(job)
@@ -56,7 +77,13 @@ def job_line(job: dict[str, Any], elapsed: float, tick: int = 0, columns: int = 
         progress = 100
     fraction = None if progress is None else progress / 100
     pct = f"{progress:>3}%" if progress is not None else "  -%"
-    head = f"{job.get('id', '?')}  {status:<9} {job.get('provider') or '-':<9} "
+    stage = _stage(job)
+    label = f"{stage:<16}" if stage else f"{status:<9}"
+    head = f"{job.get('id', '?')}  {label} {job.get('provider') or '-':<9} "
+    typical = _typical(job)
+    if typical is not None or (stage and progress is None):
+        # No progress to draw: the time it has taken, against what is usual when known.
+        return f"{head}{elapsed_text(elapsed)}" + (f" ({typical})" if typical else "")
     tail = f"{pct}  {elapsed_text(elapsed)}"
     room = columns - len(head) - len(tail) - 3
     if room < 8:
@@ -68,8 +95,11 @@ def job_plain_line(job: dict[str, Any], elapsed: float) -> str:
     """A plain (non-TTY) line."""
     progress = _progress(job)
     pct = f"{progress}%" if progress is not None else "-"
-    return (f"{job.get('id', '?')}: {job.get('status') or '?'}  provider={job.get('provider') or '-'}  "
-            f"progress={pct}  elapsed={elapsed_text(elapsed)}")
+    stage = _stage(job)
+    typical = _typical(job)
+    return (f"{job.get('id', '?')}: {job.get('status') or '?'}{f' ({stage})' if stage else ''}  "
+            f"provider={job.get('provider') or '-'}  progress={pct}  elapsed={elapsed_text(elapsed)}"
+            + (f"  ({typical})" if typical else ""))
 
 
 class LiveLine:
@@ -126,7 +156,7 @@ class JobProgress:
         if self.tty:
             self.line.show(job_line(job, elapsed, self.tick, self.line.columns()))
             return
-        key = (job.get("status"), job.get("provider"), _progress(job))
+        key = (job.get("status"), job.get("stage"), job.get("provider"), _progress(job))
         if key != self._last_key:
             self._last_key = key
             self.line.message(job_plain_line(job, elapsed))

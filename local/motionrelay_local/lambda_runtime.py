@@ -86,13 +86,22 @@ def lambda_context_fields(spec: FunctionSpec) -> dict[str, Any]:
     }
 
 
-def _forward(stream: Any, name: str, prefix: str) -> None:
+# `make dev`'s quiet mode (devlog.py) takes every line instead: (function, "stdout"|"stderr", line).
+OUTPUT_SINK: Callable[[str, str, str], None] | None = None
+
+
+def _forward(stream: Any, name: str, prefix: str, function: str = "") -> None:
     """Copy a worker's output to this process's current stdout/stderr, line by line (so a test's
-    capture or the demo's log file gets it, as CloudWatch would)."""
+    capture or the demo's log file gets it, as CloudWatch would), or to OUTPUT_SINK when set."""
     for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        sink = OUTPUT_SINK
+        if sink is not None:
+            sink(function, name, line)
+            continue
         target = getattr(sys, name)
         try:
-            target.write(prefix + raw.decode("utf-8", "replace"))
+            target.write(prefix + line)
             target.flush()
         except (ValueError, OSError):  # a closed capture stream: drop the line
             pass
@@ -129,7 +138,7 @@ class ExecutionEnvironment:
         self.conn = Connection(parent.detach())
         for stream, name, prefix in ((self.process.stdout, "stdout", ""),
                                      (self.process.stderr, "stderr", f"[{self.spec.logical_id}] ")):
-            threading.Thread(target=_forward, args=(stream, name, prefix), daemon=True,
+            threading.Thread(target=_forward, args=(stream, name, prefix, self.spec.logical_id), daemon=True,
                              name=f"mrlocal-out-{self.spec.logical_id}").start()
         self.killed_for = ""
         self.dead = False

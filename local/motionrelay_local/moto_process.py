@@ -9,11 +9,14 @@ atomic first (`moto_atomic`). Prints `port <n>` once listening; stops when stdin
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request at INFO
+    # moto answers every origin by default; S3 then applies the bucket's own CORS rules, as AWS does.
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
     from moto.server import ThreadedMotoServer
 
     from motionrelay_local.moto_atomic import make_dynamodb_writes_atomic

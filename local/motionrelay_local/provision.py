@@ -1,11 +1,12 @@
 """Creates the template's data resources in moto, as CloudFormation would from `template.yaml`.
 
-Tables (keys, indexes, TTL), buckets (lifecycle), queues (visibility, retention, redrive to
-their DLQs) and secrets (their initial SecretString) are made from their template
-properties, with intrinsics resolved; the result is what `!Ref` and `!GetAtt` of each give,
-which the per-function environments and IAM policies are then resolved against. Resources
-moto cannot or need not run locally (the HTTP API, log groups, alarms, the layer) get
-placeholder references.
+Tables (keys, indexes, TTL), buckets (lifecycle; CORS, where the HTTP API's AWS origin
+stands for the local API's, and moto applies the rules: the stack turns its allow-all CORS
+off), queues (visibility, retention, redrive to their DLQs) and secrets (their initial
+SecretString) are made from their template properties, with intrinsics resolved; the result
+is what `!Ref` and `!GetAtt` of each give, which the per-function environments and IAM
+policies are then resolved against. Resources moto cannot or need not run locally (the HTTP
+API, log groups, alarms, the layer) get placeholder references.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from motionrelay_local.apigw import ACCOUNT_ID
 from motionrelay_local.template import Resolver, SamTemplate, TemplateError
@@ -32,8 +34,9 @@ def physical_name(stack_name: str, logical_id: str) -> str:
 
 class Provisioner:
     def __init__(self, template: SamTemplate, *, stack_name: str, region: str, clients: Any,
-                 parameters: dict[str, str], pseudo: dict[str, str]) -> None:
+                 parameters: dict[str, str], pseudo: dict[str, str], api_origin: str = "") -> None:
         self.template = template
+        self.api_origin = api_origin  # the local API (http://127.0.0.1:<port>), for CORS rules
         self.stack_name = stack_name
         self.region = region
         self.clients = clients  # service name -> boto3 client (admin, against moto)
@@ -107,9 +110,31 @@ class Provisioner:
         if rules:
             s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
                 "Rules": [_lifecycle_rule(rule) for rule in rules]})
+        cors = ((props.get("CorsConfiguration") or {}).get("CorsRules")) or []
+        if cors:
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={
+                "CORSRules": [self._cors_rule(rule) for rule in cors]})
         self.refs[logical_id] = name
         self.attributes[f"{logical_id}.Arn"] = f"arn:aws:s3:::{name}"
         self.attributes[f"{logical_id}.DomainName"] = f"{name}.s3.amazonaws.com"
+
+    def _cors_rule(self, rule: dict) -> dict:
+        """CloudFormation's CORS rule shape -> the S3 API's; an origin on the template's HTTP API
+        (`https://<api>.execute-api...`) is the local API's origin here."""
+        apis = {self.refs[lid] for lid, kind in self.types.items() if kind == "AWS::Serverless::HttpApi"}
+        origins = []
+        for origin in rule.get("AllowedOrigins") or []:
+            host = urlsplit(str(origin)).hostname or ""
+            if self.api_origin and ".execute-api." in host and host.split(".", 1)[0] in apis:
+                origin = self.api_origin
+            origins.append(str(origin))
+        out: dict[str, Any] = {"AllowedMethods": list(rule.get("AllowedMethods") or []),
+                               "AllowedOrigins": origins}
+        for cfn, api in (("Id", "ID"), ("AllowedHeaders", "AllowedHeaders"),
+                         ("ExposedHeaders", "ExposeHeaders"), ("MaxAge", "MaxAgeSeconds")):
+            if cfn in rule:
+                out[api] = rule[cfn]
+        return out
 
     def _queue(self, logical_id: str, props: dict) -> None:
         name = props.get("QueueName") or physical_name(self.stack_name, logical_id)

@@ -78,6 +78,8 @@ from motionrelay_local.template import (
 )
 
 log = logging.getLogger("motionrelay_local")
+# One line per API request: the line `make dev` keeps on the terminal (devlog.py).
+requests_log = logging.getLogger("motionrelay_local.requests")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -392,7 +394,7 @@ class LocalStack:
         pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": self.name,
                   "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
         provisioner = Provisioner(template, stack_name=self.name, region=REGION, clients=self.client,
-                                  parameters=parameters, pseudo=pseudo)
+                                  parameters=parameters, pseudo=pseudo, api_origin=self._api_url)
         resolver = provisioner.run()
         secret_arns = self._fill_provider_secret(provisioner, provider_settings)
         self.table = self._ref_of_type(provisioner, "AWS::DynamoDB::Table", prefer="JobsTable")
@@ -835,7 +837,7 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
             route_key = match.route.route_key if match else str(response.status)
         self.server.stack.count("api_requests", route_key)
         self._write(response)
-        log.info(
+        requests_log.info(
             "%s %s -> %d (%.0f ms)",
             self.command,
             self.path.split("?", 1)[0],

@@ -92,7 +92,7 @@ def test_the_document_covers_the_api(api_schema: BaseSchema):
     operations = {op.ok().label for op in api_schema.get_all_operations()}
     assert operations == {
         "POST /v1/jobs", "GET /v1/jobs", "GET /v1/jobs/{job_id}", "POST /v1/jobs/{job_id}/cancel",
-        "POST /v1/uploads", "GET /v1/webhook-secret", "POST /v1/webhook-secret/rotate",
+        "POST /v1/uploads", "GET /v1/webhook-secret", "POST /v1/webhook-secret/rotate", "GET /v1/providers",
     }
 
 

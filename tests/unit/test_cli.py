@@ -571,3 +571,126 @@ def test_the_stack_option_reads_the_table_from_cloudformation(aws):
 
 def test_api_error_str():
     assert str(ApiError(400, "invalid_request", "bad", "quality")) == "invalid_request: bad (field: quality)"
+
+
+def test_each_make_dev_has_its_own_state_file_and_the_cli_picks_or_asks(tmp_path, monkeypatch):
+    from motionrelay_cli.config import state_filename
+
+    monkeypatch.delenv("MOTIONRELAY_LOCAL_STATE", raising=False)
+    monkeypatch.setattr("motionrelay_cli.config.REPO_ROOT", tmp_path)  # not this checkout's stacks
+    env: dict[str, str] = {}
+    first = write_local_state(tmp_path / state_filename(3000), api_url="http://127.0.0.1:3000",
+                              api_key="mr_dev_a", endpoint_url="http://127.0.0.1:5000", table="jobs-a")
+    assert resolve_api(None, None, env, cwd=tmp_path).api_key == "mr_dev_a"  # one running: that one
+    write_local_state(tmp_path / state_filename(3001), api_url="http://127.0.0.1:3001", api_key="mr_dev_b",
+                      endpoint_url="http://127.0.0.1:5001", table="jobs-b")
+    with pytest.raises(ConfigError, match=r"several .* \(ports 3000, 3001\): pass --port"):
+        resolve_api(None, None, env, cwd=tmp_path)
+    assert resolve_api(None, None, env, cwd=tmp_path, port=3001).api_key == "mr_dev_b"
+    assert resolve_table(None, None, None, environ=env, cwd=tmp_path, port=3001).table == "jobs-b"
+    asked = resolve_api(None, None, env, cwd=tmp_path, choose=lambda states: states[0])
+    assert asked.url == "http://127.0.0.1:3000"
+    with pytest.raises(ConfigError, match="no `make dev` is running on port 4000"):
+        resolve_api(None, None, env, cwd=tmp_path, port=4000)
+    # Stopping one leaves the other found.
+    remove_local_state(first)
+    assert resolve_api(None, None, env, cwd=tmp_path).api_key == "mr_dev_b"
+    # The dev key of the stack at a given URL, whichever file holds it.
+    assert resolve_api("http://127.0.0.1:3001", None, env, cwd=tmp_path).api_key == "mr_dev_b"
+
+
+def test_port_is_an_option_of_every_api_and_keys_command():
+    from motionrelay_cli.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["jobs", "list", "--port", "3001"]).port == 3001
+    assert parser.parse_args(["--port", "3001", "submit", "a.png", "b.mp4"]).port == 3001
+    assert parser.parse_args(["keys", "list", "--port", "3002"]).port == 3002
+
+
+# -- polish: local checks, --version, examples, honest progress --------------------------------
+
+
+def _nothing_sent(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"{request.method} {request.url}: nothing may be sent for a refused input")
+
+
+@pytest.mark.parametrize(("make", "kind", "code"), [
+    (lambda: __import__("mediagen").image(200, 200), "image", "input_too_small"),
+    (lambda: __import__("mediagen").image(300, 1000), "image", "bad_aspect_ratio"),
+    (lambda: b"hello, not an image at all\n", "image", "unsupported_media"),
+    (lambda: __import__("mediagen").video(2), "video", "input_too_short"),
+    (lambda: __import__("mediagen").video(12), "video", "input_too_long"),
+    (lambda: __import__("mediagen").image(480, 720), "video", "unsupported_media"),  # a PNG as the video
+])
+def test_inputs_are_checked_locally_with_the_apis_codes_before_any_upload(inputs, tmp_path, make, kind, code):
+    image, video = inputs
+    bad = tmp_path / ("bad.png" if kind == "image" else "bad.mp4")
+    bad.write_bytes(make())
+    argv = ["submit", str(bad if kind == "image" else image), str(bad if kind == "video" else video)]
+    status, out, err = run(argv, transport=httpx.MockTransport(_nothing_sent))
+    assert status == 1 and out == ""
+    assert err.startswith(f"error: {code}: ") and err.endswith(f"(field: {kind})\n")
+    assert "checked locally; nothing was uploaded" in err and "Traceback" not in err
+
+
+def test_a_12_s_video_passes_locally_with_orientation_video(inputs, tmp_path):
+    import mediagen
+
+    image, _ = inputs
+    long_video = tmp_path / "long.mp4"
+    long_video.write_bytes(mediagen.video(12))
+    fake = FakeApi()
+    status, _, err = run(["submit", str(image), str(long_video), "--orientation", "video"], fake)
+    assert status == 0, err
+    assert fake.created[0]["character_orientation"] == "video"
+
+
+def test_local_checks_can_be_left_to_the_api(inputs, tmp_path):
+    import mediagen
+
+    image, _ = inputs
+    short = tmp_path / "short.mp4"
+    short.write_bytes(mediagen.video(2))
+    fake = FakeApi()
+    status, _, err = run(["submit", str(image), str(short), "--no-local-checks"], fake)
+    assert status == 0, err  # the fake API takes it; the real one would refuse it with the same code
+    assert len(fake.uploaded) == 2
+
+
+def test_version_and_examples(capsys):
+    from motionrelay.version import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"motionrelay {__version__}"
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and "motionrelay submit samples/character.png" in text and "listen" in text
+    assert cli.main(["submit", "--help"]) == 0
+    assert "--webhook-url https://hooks.example.com" in capsys.readouterr().out
+
+
+def test_a_provider_without_progress_shows_elapsed_against_its_typical_time_not_a_bar():
+    job = {"id": "job_1", "status": "queued", "stage": "provider_queued", "provider": "kie", "progress": None,
+           "provider_reports_progress": False, "typical_run_seconds": [60.0, 180.0]}
+    line = job_line(job, 12.0, columns=120)
+    assert line == "job_1  provider_queued  kie       12.0s (usually 1m00s-3m00s)"
+    running = job_line({**job, "status": "running", "stage": "provider_running"}, 75.0, columns=120)
+    assert "provider_running" in running and "1m15s (usually 1m00s-3m00s)" in running and "[" not in running
+    placing = job_line({**job, "stage": "placing", "provider": None}, 0.4, columns=120)
+    assert placing.split() == ["job_1", "placing", "-", "0.4s"]
+    # A provider that reports progress keeps its bar.
+    novita = {**job, "status": "running", "stage": "provider_running", "provider": "novita", "progress": 40,
+              "provider_reports_progress": True}
+    assert "[" in job_line(novita, 5.0, columns=120) and " 40%" in job_line(novita, 5.0, columns=120)
+    # Off a TTY, the stage is in the line and a new stage is a new line.
+    stream = io.StringIO()
+    progress = JobProgress(stream, tty=False)
+    progress.update(job, 1.0)
+    progress.update({**job, "status": "running", "stage": "provider_running"}, 2.0)
+    progress.update({**job, "status": "running", "stage": "transferring"}, 3.0)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == ("job_1: queued (provider_queued)  provider=kie  progress=-  elapsed=1.0s  "
+                        "(usually 1m00s-3m00s)")
+    assert lines[1].startswith("job_1: running (provider_running)") and lines[2].startswith(
+        "job_1: running (transferring)") and "usually" not in lines[2]

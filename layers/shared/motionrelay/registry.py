@@ -64,6 +64,15 @@ def get_adapter(name: str) -> ProviderAdapter:
         return adapter
 
 
+def has_credentials(name: str) -> bool:
+    """Whether the provider's key (the first field its adapter declares) is set: without it the
+    deployment cannot use the provider, whatever the routing says."""
+    if name not in PROVIDERS:
+        return False
+    module = importlib.import_module(f"motionrelay.providers.{name}")
+    return bool(provider_secret(name, module.CREDENTIALS[0]))
+
+
 def known_provider(name: str) -> bool:
     return name in PROVIDERS
 

@@ -71,9 +71,11 @@ def _check_webhook_url(url: str) -> None:
     from motionrelay.infra import netguard
     from motionrelay.settings import get_settings
 
-    if not url.startswith("https://"):
-        raise InvalidRequest("'webhook_url' must be an https:// URL.", field="webhook_url")
     allow_loopback = get_settings().allow_loopback
+    # Plain http only where netguard delivers it: the local stack (`motionrelay listen`).
+    if not (url.startswith("https://") or (allow_loopback and url.startswith("http://"))):
+        local = " (or http:// in the local stack)" if allow_loopback else ""
+        raise InvalidRequest(f"'webhook_url' must be an https:// URL{local}.", field="webhook_url")
     host = netguard.check_url(url, allow_loopback=allow_loopback, field="webhook_url").host
     address = netguard.literal_address(host)
     if address is not None and not netguard.address_allowed(address, allow_loopback=allow_loopback):

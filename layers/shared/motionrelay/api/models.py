@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from motionrelay.jobs import MAX_PAGE, STATUSES
+from motionrelay.api.examples import EXAMPLES
+from motionrelay.jobs import MAX_PAGE, STAGES, STATUSES
 from motionrelay.settings import PROVIDERS
 from motionrelay.uploads import CONTENT_TYPES
 from motionrelay.validation import MAX_METADATA_BYTES, MAX_PROMPT_CHARS, ORIENTATIONS, QUALITIES
@@ -27,6 +28,7 @@ Provider = Literal[PROVIDERS]  # type: ignore[valid-type]
 Orientation = Literal[ORIENTATIONS]  # type: ignore[valid-type]
 Quality = Literal[QUALITIES]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
+Stage = Literal[tuple(dict.fromkeys(STAGES.values()))]  # type: ignore[misc]
 UploadContentType = Literal[tuple(CONTENT_TYPES)]  # type: ignore[misc]
 
 MAX_WEBHOOK_URL_CHARS = 2048  # validation.parse_job_request's limit for webhook_url
@@ -56,7 +58,7 @@ class ErrorBody(BaseModel):
 class JobCreate(BaseModel):
     """`POST /v1/jobs`. Unknown fields are refused (400 invalid_request naming the field)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["JobCreate"]]})
 
     image: str = Field(min_length=1, description="The character image: an `https://` URL, a "
                        "`data:image/...;base64,...` URI, or an `upload:<id>` from POST /v1/uploads. "
@@ -73,7 +75,9 @@ class JobCreate(BaseModel):
     provider: Provider | None = Field(None, description="Pin one provider; omit to let routing choose "
                                                         "(and fail over).")
     webhook_url: str | None = Field(None, max_length=MAX_WEBHOOK_URL_CHARS, pattern="^https://",
-                                    description="Notified (signed, Standard Webhooks) when the job ends.")
+                                    description="Notified (signed, Standard Webhooks) when the job ends. "
+                                                "Public https only (the local stack also takes "
+                                                "http://127.0.0.1, e.g. `motionrelay listen`).")
     metadata: dict[str, Any] | None = Field(
         None, description=f"Echoed back on the job (`{{}}` when omitted); at most {MAX_METADATA_BYTES} "
                           "bytes as JSON.")
@@ -82,7 +86,7 @@ class JobCreate(BaseModel):
 class UploadCreate(BaseModel):
     """`POST /v1/uploads`: the file's type and exact size (the PUT URL signs both)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLES["UploadCreate"]]})
 
     content_type: UploadContentType
     size_bytes: int = Field(gt=0, description="Exact size in bytes; at most the largest input any "
@@ -161,8 +165,20 @@ class Attempt(BaseModel):
 class Job(BaseModel):
     """A job: the body of 202 on create, of GET /v1/jobs/{id}, of cancel and of notifications."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["Job"]]})
+
     id: str
     status: Status
+    stage: Stage | None = Field(None, description="Finer than `status`: `placing` (accepted, being placed "
+                                "with a provider), `provider_queued` (in the provider's queue), "
+                                "`provider_running`, `transferring` (copying the video into the bucket), "
+                                "then the terminal status.")
+    provider_reports_progress: bool | None = Field(
+        None, description="Whether `provider` reports progress at all; when false, `progress` stays null "
+                          "until the end: compare the time since `submitted` with `typical_run_seconds`.")
+    typical_run_seconds: list[float] | None = Field(
+        None, min_length=2, max_length=2, description="[low, high]: how long a job usually runs at "
+                                                      "`provider` in this deployment.")
     provider: Provider | None
     provider_task_id: str | None
     progress: int | None = Field(ge=0, le=100)
@@ -198,5 +214,31 @@ class WebhookSecret(BaseModel):
                           "are signed with the previous secret too.")
 
 
+class ProviderInfo(BaseModel):
+    """A provider this deployment can serve, and what it can do (from its adapter)."""
+
+    name: Provider
+    qualities: list[Quality]
+    prompt: bool
+    negative_prompt: bool
+    sound_control: bool = Field(description="Whether `keep_original_sound: false` can be served.")
+    max_prompt_chars: int
+    progress: bool = Field(description="Whether it reports progress while running.")
+    callbacks: bool = Field(description="Whether it calls back (else it is polled).")
+    max_image_bytes: int
+    max_video_bytes: int
+    min_video_seconds: float
+    max_video_seconds: dict[Orientation, float] = Field(description="Longest video per "
+                                                                    "`character_orientation`.")
+    video_containers: list[str]
+    typical_run_seconds: list[float] = Field(min_length=2, max_length=2)
+
+
+class ProviderList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["ProviderList"]]})
+
+    providers: list[ProviderInfo] = Field(description="In routing order: routed and with credentials.")
+
+
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobCreate, UploadCreate)
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (Job, JobPage, Upload, WebhookSecret, ErrorBody)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (Job, JobPage, Upload, WebhookSecret, ProviderList, ErrorBody)

@@ -22,9 +22,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
+from motionrelay.api.examples import EXAMPLES
+from motionrelay.version import __version__ as API_VERSION  # info.version: the package's version
+
 JSON = "application/json"
 TITLE = "motionrelay"
-API_VERSION = "1.0.0"
 OPENAPI_VERSION = "3.1.0"
 DESCRIPTION = (
     "One API for Kling 2.6 Motion Control across its resellers: one character image and one motion "
@@ -64,6 +66,14 @@ def header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
 
+def _media(model: str) -> dict[str, Any]:
+    """A JSON media type object: the model's schema and its realistic example (Swagger UI shows it)."""
+    media: dict[str, Any] = {"schema": ref(model)}
+    if model in EXAMPLES:
+        media["example"] = EXAMPLES[model]
+    return media
+
+
 def operation(operation_id: str, summary: str, *, ok: tuple[int, str, str], errors: tuple[int, ...],
               tag: str, body: str | None = None, parameters: list[dict[str, Any]] | None = None,
               ok_headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -72,7 +82,7 @@ def operation(operation_id: str, summary: str, *, ok: tuple[int, str, str], erro
     `ok` is (status, response model, description); `errors` the statuses it can refuse
     with, each answered with ErrorBody; 500 is added to every operation."""
     status, model, description = ok
-    success: dict[str, Any] = {"description": description, "content": {JSON: {"schema": ref(model)}}}
+    success: dict[str, Any] = {"description": description, "content": {JSON: _media(model)}}
     if ok_headers:
         success["headers"] = {name: {"description": text, "schema": {"type": "string"}}
                               for name, text in ok_headers.items()}
@@ -81,7 +91,7 @@ def operation(operation_id: str, summary: str, *, ok: tuple[int, str, str], erro
         responses[code] = {"description": ERRORS[code], "content": {JSON: {"schema": ref("ErrorBody")}}}
     extensions: dict[str, Any] = {}
     if body:
-        extensions["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(body)}}}
+        extensions["requestBody"] = {"required": True, "content": {JSON: _media(body)}}
     if parameters:
         extensions["parameters"] = parameters
     return {"operation_id": operation_id, "summary": summary, "tags": [tag], "responses": responses,
