@@ -14,9 +14,9 @@ from motionrelay.domain import transitions
 from motionrelay.domain.errors import Conflict, InvalidRequest, NotFound
 from motionrelay.domain.job import Job, Phase
 from motionrelay.infra.jobs_table import JobStore
+from motionrelay.job_view import STAGES, job_resource
 from motionrelay.lifecycle import at, commit, owed_at
 from motionrelay.observability import logger
-from motionrelay.settings import get_settings
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
@@ -26,16 +26,9 @@ for _phase in Phase:
     _STATUS_PHASES.setdefault(_phase.public_status, ())
     _STATUS_PHASES[_phase.public_status] += (_phase,)
 STATUSES = tuple(_STATUS_PHASES)  # the public statuses, in lifecycle order
-# Where a job is, finer than its status: the public `queued` is either still being placed or
-# waiting in the provider's queue; `running` is either running at the provider or having its
-# video copied into the bucket. Terminal jobs' stage is their status.
-STAGES: dict[Phase, str] = {
-    Phase.PENDING: "placing",
-    Phase.QUEUED: "provider_queued",
-    Phase.RUNNING: "provider_running",
-    Phase.TRANSFERRING: "transferring",
-    **{p: p.public_status for p in Phase if p.terminal},
-}
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "STAGES", "STATUSES", "cancel_job", "get_job", "job_resource",
+           "list_jobs"]
+
 
 
 def get_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:
@@ -43,23 +36,6 @@ def get_job(principal: Principal, job_id: str, store: JobStore | None = None) ->
     if job is None or job.tenant_id != principal.tenant_id:
         raise NotFound(f"No job with id '{job_id}'.")
     return job
-
-
-def job_resource(job: Job) -> dict[str, Any]:
-    """The public job resource, plus what a client needs to show honest progress: the `stage`,
-    whether the provider reports progress at all, and how long it typically runs."""
-    from motionrelay import catalog
-    from motionrelay.infra.blobs import presign_get
-
-    if job.phase is Phase.SUCCEEDED and job.output:
-        url, expires_at = presign_get(job.output["key"], get_settings().output_url_ttl_seconds)
-        resource = job.resource(url, expires_at)
-    else:
-        resource = job.resource()
-    resource["stage"] = STAGES[job.phase]
-    resource["provider_reports_progress"] = catalog.reports_progress(job.provider)
-    resource["typical_run_seconds"] = catalog.typical_run_seconds(job.provider)
-    return resource
 
 
 def cancel_job(principal: Principal, job_id: str, store: JobStore | None = None) -> Job:

@@ -39,6 +39,7 @@ from motionrelay.domain.errors import ForbiddenUrl, InputUnreachable
 from motionrelay.infra import queues
 from motionrelay.infra.jobs_table import ConditionFailed, JobStore
 from motionrelay.infra.resources import NOTIFIER_FUNCTION_TIMEOUT, NOTIFY_BACKOFF_SECONDS, NOTIFY_MAX_RECEIVES
+from motionrelay.job_view import job_resource
 from motionrelay.observability import count, logger
 from motionrelay.settings import get_settings
 
@@ -208,7 +209,6 @@ def build(job: Job, msg_id: str, timestamp: int,
           store: JobStore | None = None) -> tuple[bytes, dict[str, str]]:
     """The signed request: body bytes and Standard Webhooks headers."""
     from motionrelay import webhook_secrets
-    from motionrelay.jobs import job_resource
 
     payload = {"type": event_type(job), "timestamp": job.completed_at or job.updated_at,
                "data": job_resource(job)}

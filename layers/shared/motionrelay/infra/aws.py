@@ -67,8 +67,5 @@ def _session(boto3: Any) -> Any:
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints between moto instances)."""
-    from motionrelay.infra import secrets
-
     with _lock:
         _clients.clear()
-    secrets.reset()  # its provider holds a client too
