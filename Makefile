@@ -13,7 +13,7 @@ PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadscope
 PROVIDER ?=
 export PYTHONPATH := layers/shared:local
 
-.PHONY: setup test coverage lint unit integration dev demo bench samples clean
+.PHONY: setup test coverage browser lint unit integration dev demo bench samples clean
 
 # The requirements, then this project itself, editable and without deps, for .venv/bin/motionrelay.
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
@@ -40,7 +40,16 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 		$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
 		--skip-download --quiet --compact
 
-test: lint
+# The console's browser test drives Debian's Chromium (never a browser Playwright downloads):
+# installed here when missing and this is a Debian machine we may install on (CI runs as root).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "no $(CHROMIUM) and no root apt-get to install it: the browser test will skip"; fi
+
+test: lint browser
 	$(PYTEST)
 
 coverage: $(STAMP)
