@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -96,14 +96,16 @@ class ProviderGate:
 
 
 def run(remaining_ms: Callable[[], int], *, store: JobStore | None = None, http_client: Any = None,
-        now: Callable[[], float] = time.time) -> PollReport:
-    """Entry point for the handler: `remaining_ms` is the Lambda context's clock."""
-    return asyncio.run(_Poller(remaining_ms, store or JobStore(), http_client, now).run())
+        now: Callable[[], float] = time.time, shards: Sequence[int] | None = None) -> PollReport:
+    """Entry point for the handler: `remaining_ms` is the Lambda context's clock; `shards` the
+    due-index shards this invocation polls (None: all of them)."""
+    return asyncio.run(_Poller(remaining_ms, store or JobStore(), http_client, now, shards).run())
 
 
 class _Poller:
     def __init__(self, remaining_ms: Callable[[], int], store: JobStore, http_client: Any,
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], shards: Sequence[int] | None = None) -> None:
+        self.shards = None if shards is None else list(shards)
         self.remaining_ms = remaining_ms
         self.store = store
         self.http = http_client
@@ -141,7 +143,8 @@ class _Poller:
                     continue
                 # Nothing due now: wait for the next job due within this invocation, if any.
                 horizon = self.now() + self.remaining() - MIN_REQUEST_SECONDS
-                next_at, read = await loop.run_in_executor(None, self.store.next_due_at, horizon)
+                next_at, read = await loop.run_in_executor(
+                    None, partial(self.store.next_due_at, horizon, shards=self.shards))
                 self.report.items_read += read
                 if next_at is None:
                     break
@@ -157,7 +160,7 @@ class _Poller:
         return self.report
 
     def _read_due(self) -> list[dict[str, Any]]:
-        items = list(self.store.due_jobs(self.now()))
+        items = list(self.store.due_jobs(self.now(), shards=self.shards))
         self.report.items_read += len(items)
         return items
 
@@ -180,7 +183,7 @@ class _Poller:
         writer died or SQS failed) more than a minute ago. The notifier dedupes by webhook-id."""
         from motionrelay.notify import settle
 
-        for item in self.store.owed_jobs(self.now()):
+        for item in self.store.owed_jobs(self.now(), shards=self.shards):
             self.report.items_read += 1
             job = self.store.get(item["id"])
             if job is not None and job.phase.terminal:

@@ -230,9 +230,14 @@ class JobStore:
     def clear_cooldown(self, provider: str) -> None:
         self.ddb.delete_item(TableName=self.table, Key=self._cooldown_key(provider))
 
-    def owed_jobs(self, now: float, limit: int = 200) -> Iterator[dict[str, Any]]:
+    def _shards(self, shards: Iterable[int] | None) -> list[int]:
+        """The shards a call covers: the ones named (a poller invocation's), else all."""
+        return list(range(self.shards)) if shards is None else [k for k in shards if 0 <= k < self.shards]
+
+    def owed_jobs(self, now: float, limit: int = 200, *, shards: Iterable[int] | None = None
+                  ) -> Iterator[dict[str, Any]]:
         """Terminal jobs whose notification was owed before `now` and is still not queued."""
-        for shard in range(self.shards):
+        for shard in self._shards(shards):
             page = self.ddb.query(
                 TableName=self.table, IndexName=DUE_INDEX, Limit=limit,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :now",
@@ -242,9 +247,10 @@ class JobStore:
             for item in page.get("Items", []):
                 yield from_ddb(item)
 
-    def due_jobs(self, now: float, limit: int = 1000) -> Iterator[dict[str, Any]]:
+    def due_jobs(self, now: float, limit: int = 1000, *, shards: Iterable[int] | None = None
+                 ) -> Iterator[dict[str, Any]]:
         """Jobs whose next poll is due, from the sparse index: reads only what is due."""
-        for shard in range(self.shards):
+        for shard in self._shards(shards):
             kwargs: dict[str, Any] = {
                 "TableName": self.table,
                 "IndexName": DUE_INDEX,
@@ -260,11 +266,11 @@ class JobStore:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def next_due_at(self, horizon: float) -> tuple[float | None, int]:
+    def next_due_at(self, horizon: float, *, shards: Iterable[int] | None = None) -> tuple[float | None, int]:
         """The earliest next poll up to `horizon`, and how many index items were read for it
         (at most one per shard)."""
         earliest, read = None, 0
-        for shard in range(self.shards):
+        for shard in self._shards(shards):
             page = self.ddb.query(
                 TableName=self.table, IndexName=DUE_INDEX, Limit=1, ScanIndexForward=True,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :horizon",
