@@ -278,7 +278,7 @@ class JobStore:
                 response = self.ddb.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table, []):
                     shard = int(item["pk"]["S"][len(SHARD_LEASE_PREFIX):])
-                    found[shard] = float(item["lease_until"]["N"])
+                    found[shard] = float(item.get("lease_until", {"N": "0"})["N"])
                 request = response.get("UnprocessedKeys") or {}
         return found
 
