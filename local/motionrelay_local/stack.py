@@ -440,7 +440,10 @@ class LocalStack:
     def _parameter_overrides(self, template: SamTemplate) -> dict[str, str]:
         """The template parameters as the caller's configuration sets them (like
         `sam deploy --parameter-overrides`); PublicUrl is this API unless the caller gives one."""
-        overrides = {"Routing": self.routing}
+        # Two due-index shards (two poll invocations per tick) unless the caller sets them:
+        # the compressed schedule ticks every poll_interval on a laptop's cores.
+        overrides = {"Routing": self.routing,
+                     "DueShards": self.environ.get("MOTIONRELAY_DUE_SHARDS", "").strip() or "2"}
         public = self.environ.get("MOTIONRELAY_PUBLIC_URL", "").strip()
         overrides["PublicUrl"] = public or self._api_url
         template.check_parameter(overrides, skip=() if public else ("PublicUrl",))

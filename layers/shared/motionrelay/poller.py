@@ -147,13 +147,10 @@ def run_shard(message: dict[str, Any], remaining_ms: Callable[[], int], *, store
     try:
         report = run(remaining_ms, store=store, http_client=http_client, now=now, shards=[shard])
     finally:
-        if report is not None and report.idle_until is not None:
-            # Ended early with nothing due before `idle_until`: the shard stays covered that
-            # long (as if this invocation had slept through it), so ticks send no message for
-            # an idle shard. A job due sooner was not due when the index was read; the old
-            # single poller would have slept past it the same way.
-            store.take_shard_lease(shard, holder, report.idle_until, now())
-        else:
+        # Ended early with nothing due within its time: the lease runs out by itself when this
+        # invocation would have ended (as if it had slept through it), so ticks send no
+        # message for an idle shard. Otherwise (time up, or an error) the shard is free now.
+        if report is None or report.idle_until is None:
             store.release_shard_lease(shard, holder)
     return {"shard": shard, "outcome": "polled", **report.__dict__}
 
