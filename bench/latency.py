@@ -12,7 +12,7 @@ notifier, against the provider sandbox), time-scaled like bench/requests_per_job
 
 Last line: `RESULT latency <callback_median_s> <callback_p95_s> <polled_lag_fraction>`.
 
-    .venv/bin/python bench/latency.py [--jobs 8] [--scale 0.1] [--polled-jobs 3]
+    .venv/bin/python bench/latency.py [--jobs 8] [--scale 0.1] [--polled-jobs 6]
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def polled(jobs: int, scale: float, cert: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
-    parser.add_argument("--polled-jobs", type=int, default=3)
+    parser.add_argument("--polled-jobs", type=int, default=6)
     parser.add_argument("--scale", type=float, default=0.1)
     args = parser.parse_args()
 

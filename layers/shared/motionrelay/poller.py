@@ -147,10 +147,13 @@ def run_shard(message: dict[str, Any], remaining_ms: Callable[[], int], *, store
     try:
         report = run(remaining_ms, store=store, http_client=http_client, now=now, shards=[shard])
     finally:
-        # Ended early with nothing due within its time: the lease runs out by itself when this
-        # invocation would have ended (as if it had slept through it), so ticks send no
-        # message for an idle shard. Otherwise (time up, or an error) the shard is free now.
-        if report is None or report.idle_until is None:
+        # Ended early with nothing due before `idle_until`: the shard stays covered until then
+        # (as if this invocation had slept through it), so ticks send no message for an idle
+        # shard, and the next invocation starts where this one's look-ahead ended. Otherwise
+        # (time up, or an error) the shard is free now.
+        if report is not None and report.idle_until is not None:
+            store.take_shard_lease(shard, holder, report.idle_until, now())
+        else:
             store.release_shard_lease(shard, holder)
     return {"shard": shard, "outcome": "polled", **report.__dict__}
 
