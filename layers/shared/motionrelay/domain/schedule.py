@@ -26,8 +26,8 @@ BACKOFF_BASE_SECONDS = 20.0
 BACKOFF_FACTOR = 1.5
 # Without ETA or progress, the next poll comes after this fraction of the time the job has
 # run so far (at least MIN_DELAY_SECONDS): the detection lag stays ~1/10 of the run time
-# at ~7 polls for a 2-minute job (bench/latency.py, bench/requests_per_job.py).
-ELAPSED_FRACTION = 0.12
+# at 7-8 polls for a 2-minute job (bench/latency.py, bench/requests_per_job.py).
+ELAPSED_FRACTION = 0.08
 
 
 def _jitter(seconds: float, scale: float) -> float:
