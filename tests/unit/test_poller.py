@@ -188,7 +188,12 @@ def test_the_next_poll_follows_the_providers_eta(aws, kie):
 def test_without_eta_or_progress_polls_follow_the_time_already_run():
     """Detection lag ~ a tenth of the run time, at a handful of polls per job."""
     from motionrelay.domain.job import ProviderState, ProviderStatus
-    from motionrelay.domain.schedule import ELAPSED_FRACTION, MIN_DELAY_SECONDS, first_poll_delay, next_poll_delay
+    from motionrelay.domain.schedule import (
+        ELAPSED_FRACTION,
+        MIN_DELAY_SECONDS,
+        first_poll_delay,
+        next_poll_delay,
+    )
     from motionrelay.providers.vibedream import CAPABILITIES as caps
 
     assert caps.typical_run_seconds == (60.0, 180.0)
