@@ -162,6 +162,8 @@ class _Poller:
     def __init__(self, remaining_ms: Callable[[], int], store: JobStore, http_client: Any,
                  now: Callable[[], float], shards: Sequence[int] | None = None) -> None:
         self.shards = None if shards is None else list(shards)
+        # Passed only when set: the store's queries cover every shard by default.
+        self.scope: dict[str, Any] = {} if shards is None else {"shards": self.shards}
         self.remaining_ms = remaining_ms
         self.store = store
         self.http = http_client
@@ -200,7 +202,7 @@ class _Poller:
                 # Nothing due now: wait for the next job due within this invocation, if any.
                 horizon = self.now() + self.remaining() - MIN_REQUEST_SECONDS
                 next_at, read = await loop.run_in_executor(
-                    None, partial(self.store.next_due_at, horizon, shards=self.shards))
+                    None, partial(self.store.next_due_at, horizon, **self.scope))
                 self.report.items_read += read
                 if next_at is None:
                     # Nothing due before this invocation would end: it may end now, and what
@@ -219,7 +221,7 @@ class _Poller:
         return self.report
 
     def _read_due(self) -> list[dict[str, Any]]:
-        items = list(self.store.due_jobs(self.now(), shards=self.shards))
+        items = list(self.store.due_jobs(self.now(), **self.scope))
         self.report.items_read += len(items)
         return items
 
@@ -242,7 +244,7 @@ class _Poller:
         writer died or SQS failed) more than a minute ago. The notifier dedupes by webhook-id."""
         from motionrelay.notify import settle
 
-        for item in self.store.owed_jobs(self.now(), shards=self.shards):
+        for item in self.store.owed_jobs(self.now(), **self.scope):
             self.report.items_read += 1
             job = self.store.get(item["id"])
             if job is not None and job.phase.terminal:
