@@ -67,10 +67,14 @@ dev: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m motionrelay_local demo $(if $(PROVIDER),--provider $(PROVIDER))
 
+# One benchmark after the other (never alongside tests: they compare ratios measured in one
+# run on a shared machine); everything is also kept in out/bench.log.
+BENCHES := cold_start poller transfer latency requests_per_job
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench: $(STAMP)
-	$(PY) bench/cold_start.py
-	$(PY) bench/poller.py
-	$(PY) bench/requests_per_job.py
+	mkdir -p out
+	{ for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done; } 2>&1 | tee out/bench.log
 
 samples: $(STAMP)
 	$(PY) samples/make_samples.py

@@ -21,6 +21,7 @@ FUNCTIONS = {
     "api": "api_handler",
     "webhook": "webhook_handler",
     "poller": "poller_handler",
+    "tick": "tick_handler",
     "transfer": "transfer_handler",
     "notifier": "notifier_handler",
 }

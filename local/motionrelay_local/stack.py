@@ -85,6 +85,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 JOIN_TIMEOUT = 10.0
 LOCAL_MAX_CONCURRENCY = 10  # per function: Lambda's account pool, scaled to a laptop
+POLL_SHARD_PUMP = "poll_shard"  # the tick's one-message-per-shard queue, consumed by the poller
 SQS_POLLERS = 3  # concurrent batches per queue (Lambda's event source mapping starts with 5)
 MIN_POLLER_BUDGET = 4.0  # the poller keeps a 1.5 s margin; a submit needs 2 s of what is left
 
@@ -294,10 +295,12 @@ class LocalStack:
                                       region_name=REGION).client(service, endpoint_url=self._moto_url)
 
     def queues_idle(self) -> bool:
-        """True when no queue holds a message (visible or in flight) and no pump is invoking."""
-        if any(p.busy for p in self._pumps):
+        """True when no queue holds a message (visible or in flight) and no pump is invoking.
+        The poll-shard queue is the schedule itself (a message per shard every tick): not work."""
+        pumps = [p for p in self._pumps if p.name != POLL_SHARD_PUMP]
+        if any(p.busy for p in pumps):
             return False
-        for pump in {p.queue_url: p for p in self._pumps}.values():
+        for pump in {p.queue_url: p for p in pumps}.values():
             attrs = pump.sqs.get_queue_attributes(
                 QueueUrl=pump.queue_url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -413,7 +416,7 @@ class LocalStack:
             for event in spec.events_of_type("SQS"):
                 queue = resolver.resolve((event.get("Properties") or {}).get("Queue"))
                 url = self._queue_url_for_arn(provisioner, str(queue))
-                name = spec.folder if spec.folder != "notifier" else "notify"
+                name = {"notifier": "notify", "poller": POLL_SHARD_PUMP}.get(spec.folder, spec.folder)
                 self.queue_urls[name] = url
                 pumps.append((name, url, self._functions[spec.logical_id], spec))
         scheduled = self._scheduled(template)
@@ -439,7 +442,10 @@ class LocalStack:
     def _parameter_overrides(self, template: SamTemplate) -> dict[str, str]:
         """The template parameters as the caller's configuration sets them (like
         `sam deploy --parameter-overrides`); PublicUrl is this API unless the caller gives one."""
-        overrides = {"Routing": self.routing}
+        # Two due-index shards (two poll invocations per tick) unless the caller sets them:
+        # the compressed schedule ticks every poll_interval on a laptop's cores.
+        overrides = {"Routing": self.routing,
+                     "DueShards": self.environ.get("MOTIONRELAY_DUE_SHARDS", "").strip() or "2"}
         public = self.environ.get("MOTIONRELAY_PUBLIC_URL", "").strip()
         overrides["PublicUrl"] = public or self._api_url
         template.check_parameter(overrides, skip=() if public else ("PublicUrl",))
@@ -585,12 +591,15 @@ class LocalStack:
                 raw = props.get("Input")
                 fixed_input = json.loads(raw) if isinstance(raw, str) else None
                 rate = schedule_seconds(str(props.get("Schedule") or props.get("ScheduleExpression") or ""))
-                budget = self.poller_budget_seconds
-                if budget is None:  # the schedule is compressed to poll_interval; its timeout likewise
-                    scaled = spec.timeout * self.poll_interval / rate
-                    budget = min(spec.timeout, max(MIN_POLLER_BUDGET, scaled))
-                out.append((self._functions[spec.logical_id], fixed_input, budget))
+                out.append((self._functions[spec.logical_id], fixed_input, self.scheduled_budget(spec, rate)))
         return out
+
+    def scheduled_budget(self, spec: FunctionSpec, rate: float) -> float:
+        """A run's time when the schedule (every `rate` s) is compressed to poll_interval."""
+        if self.poller_budget_seconds is not None:
+            return self.poller_budget_seconds
+        scaled = spec.timeout * self.poll_interval / rate
+        return min(spec.timeout, max(MIN_POLLER_BUDGET, scaled))
 
     def _stop_sandbox(self) -> None:
         if self._sandbox is not None:
@@ -658,7 +667,7 @@ class LocalStack:
                     break
                 event = fixed_input if fixed_input is not None else scheduled_event(
                     f"{fn.spec.function_name}-schedule")
-                if fn.spec.folder == "poller":
+                if fn.spec.folder in ("poller", "tick"):  # a tick starts the shards' polls
                     self.count("poller_invocations")
                 thread = threading.Thread(target=self._scheduled_run, args=(fn, event, budget), daemon=True,
                                           name=f"mrlocal-run-{fn.spec.logical_id}")
@@ -694,6 +703,8 @@ class _QueuePump:
         events = spec.events_of_type("SQS")
         props = (events[0].get("Properties") or {}) if events else {}
         self.batch_size = max(1, min(10, int(props.get("BatchSize", 10))))
+        # A shard poll lasts what a scheduled run would (its Timeout scaled like the schedule).
+        self.budget = stack.scheduled_budget(spec, 60.0) if name == POLL_SHARD_PUMP else None
         self.report_failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
 
     @property
@@ -756,7 +767,7 @@ class _QueuePump:
             self._busy += 1
         try:
             self._count([message])
-            self.stack.invoke(self.fn, sqs_event([message], self.queue_arn))
+            self.stack.invoke(self.fn, sqs_event([message], self.queue_arn), budget_seconds=self.budget)
         except FunctionError:
             pass  # the original delivery settles the message; a failed copy changes nothing
         finally:
@@ -768,7 +779,8 @@ class _QueuePump:
         ids = [m["MessageId"] for m in messages]
         details: dict = {}
         try:
-            result = self.stack.invoke(self.fn, sqs_event(messages, self.queue_arn), details=details)
+            result = self.stack.invoke(self.fn, sqs_event(messages, self.queue_arn), details=details,
+                                       budget_seconds=self.budget)
             failed = failed_message_ids(result, ids) if self.report_failures else set()
         except FunctionError as exc:  # an error, crash or timeout fails the whole batch, as in Lambda
             if not self.stack._stop.is_set():

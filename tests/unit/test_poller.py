@@ -185,6 +185,35 @@ def test_the_next_poll_follows_the_providers_eta(aws, kie):
     assert safety_net >= 200  # a provider that calls back is polled only as a safety net
 
 
+def test_without_eta_or_progress_polls_follow_the_time_already_run():
+    """Detection lag ~ a tenth of the run time, at a handful of polls per job."""
+    from motionrelay.domain.job import ProviderState, ProviderStatus
+    from motionrelay.domain.schedule import (
+        ELAPSED_FRACTION,
+        MIN_DELAY_SECONDS,
+        first_poll_delay,
+        next_poll_delay,
+    )
+    from motionrelay.providers.vibedream import CAPABILITIES as caps
+
+    assert caps.typical_run_seconds == (60.0, 180.0)
+    running = ProviderStatus(ProviderState.RUNNING)
+    assert first_poll_delay(caps, callback_expected=False) >= 54  # not before the shortest run
+    early = next_poll_delay(running, 1, caps, callback_expected=False, running_for=60)
+    assert MIN_DELAY_SECONDS * 0.9 <= early <= MIN_DELAY_SECONDS * 1.1
+    late = next_poll_delay(running, 5, caps, callback_expected=False, running_for=150)
+    assert 150 * ELAPSED_FRACTION * 0.9 <= late <= 150 * ELAPSED_FRACTION * 1.1
+    # The same schedule on the local stack's compressed clock.
+    scaled = next_poll_delay(running, 5, caps, callback_expected=False, running_for=15, scale=0.1)
+    assert 150 * ELAPSED_FRACTION * 0.9 * 0.1 <= scaled <= 150 * ELAPSED_FRACTION * 1.1 * 0.1
+    # Polls of a 120 s job from its first poll until it is seen done.
+    t, polls = 60.0, 1
+    while t < 120:
+        t += next_poll_delay(running, polls, caps, callback_expected=False, running_for=t)
+        polls += 1
+    assert polls <= 8 and (t - 120) / 120 <= 0.10
+
+
 def test_jobs_due_within_the_invocation_are_polled_again(aws, kie, monkeypatch):
     """A job due again before the next scheduled run is polled in the same invocation."""
     monkeypatch.setattr("motionrelay.domain.schedule.MIN_DELAY_SECONDS", 1.0)

@@ -38,6 +38,7 @@ EXPECTED_FUNCTIONS = {
     "ApiFunction": ("functions/api/", "api_handler.lambda_handler"),
     "WebhookFunction": ("functions/webhook/", "webhook_handler.lambda_handler"),
     "PollerFunction": ("functions/poller/", "poller_handler.lambda_handler"),
+    "TickFunction": ("functions/tick/", "tick_handler.lambda_handler"),
     "TransferFunction": ("functions/transfer/", "transfer_handler.lambda_handler"),
     "NotifierFunction": ("functions/notifier/", "notifier_handler.lambda_handler"),
 }
@@ -272,10 +273,45 @@ def test_fixed_routes_are_declared(template):
     assert template["Resources"]["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
 
 
-def test_poller_runs_every_minute(template):
-    events = template["Resources"]["PollerFunction"]["Properties"]["Events"]
-    schedules = [e for e in events.values() if e["Type"] == "Schedule"]
+def test_the_tick_runs_every_minute(template):
+    props = template["Resources"]["TickFunction"]["Properties"]
+    schedules = [e for e in props["Events"].values() if e["Type"] == "Schedule"]
     assert [e["Properties"]["Schedule"] for e in schedules] == ["rate(1 minute)"]
+    assert _normalise(props["Environment"]["Variables"]["MOTIONRELAY_POLL_SHARD_QUEUE_URL"]) == {
+        "Ref": "PollShardQueue"}
+
+
+def test_the_poller_polls_one_shard_per_message_from_the_shard_queue(template):
+    poller_props = template["Resources"]["PollerFunction"]["Properties"]
+    assert not [e for e in poller_props["Events"].values() if e["Type"] == "Schedule"]
+    [event] = [e["Properties"] for e in poller_props["Events"].values() if e["Type"] == "SQS"]
+    assert _normalise(event["Queue"]) == {"Fn::GetAtt": ["PollShardQueue", "Arn"]}
+    assert int(event["BatchSize"]) == 1
+    # Every shard of a tick may run at once.
+    assert _normalise(event["ScalingConfig"]["MaximumConcurrency"]) == {"Ref": "DueShards"}
+    assert int(template["Parameters"]["DueShards"]["MinValue"]) >= 2  # Lambda's minimum
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert _normalise(variables["MOTIONRELAY_DUE_SHARDS"]) == {"Ref": "DueShards"}
+    queue = template["Resources"]["PollShardQueue"]["Properties"]
+    # Lambda requires the visibility to cover the function's timeout; a message outlives
+    # its tick's window only to be dropped as stale.
+    assert int(queue["VisibilityTimeout"]) >= int(poller_props["Timeout"])
+    assert int(queue["MessageRetentionPeriod"]) <= 600
+    # A failed poll is not retried (the next tick is the retry) but kept, and somebody hears.
+    redrive = queue["RedrivePolicy"]
+    assert int(redrive["maxReceiveCount"]) == 1
+    assert _normalise(redrive["deadLetterTargetArn"]) == {"Fn::GetAtt": ["PollShardDLQ", "Arn"]}
+    alarms = [a["Properties"] for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+              if _normalise(a["Properties"].get("Dimensions")) ==
+              [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["PollShardDLQ", "QueueName"]}}]]
+    assert len(alarms) == 1 and int(alarms[0]["Threshold"]) == 0
+
+
+def test_the_tick_may_only_read_leases_and_send_to_the_shard_queue(template):
+    actions = sorted(a for s in policy_statements(template, "TickFunction") for a in _as_list(s["Action"]))
+    assert actions == ["dynamodb:BatchGetItem", "sqs:SendMessage"]
+    assert _allowed(template, "TickFunction", "sqs:SendMessage") == [
+        json.dumps({"Fn::GetAtt": ["PollShardQueue", "Arn"]})]
 
 
 # --------------------------------------------------------------------------- table
@@ -487,6 +523,8 @@ def test_functions_that_enqueue_transfers_may_send_only_to_the_transfer_queue(te
     # Every function that can make a job terminal (fail/complete/cancel) queues its notification.
     if name == "NotifierFunction":
         assert not sends
+    elif name == "TickFunction":  # only the shard queue (test_the_tick_may_only_read_leases...)
+        assert transfer not in sends and notify not in sends
     elif name == "TransferFunction":
         assert sends == [notify]
     else:
@@ -499,7 +537,8 @@ def test_secret_access_is_scoped_to_the_provider_secret(template, name):
     reads = [s for s in policy_statements(template, name) if secret_action in _as_list(s["Action"])]
     # The transfer downloads a provider's output URL without credentials; the notifier
     # talks to clients only.
-    if name not in ("TransferFunction", "NotifierFunction"):
+    # The tick only sends messages.
+    if name not in ("TransferFunction", "NotifierFunction", "TickFunction"):
         assert reads, f"{name} talks to providers and must read the provider secret"
     for statement in reads:
         assert _normalise(statement["Resource"]) == {"Ref": "ProviderSecret"}, name
@@ -649,8 +688,8 @@ def _is_encrypted_queue(queue: dict[str, Any]) -> bool:
     return props.get("SqsManagedSseEnabled") is True or bool(props.get("KmsMasterKeyId"))
 
 
-def test_poller_async_failures_go_to_an_encrypted_queue_without_retries(template):
-    config = template["Resources"]["PollerFunction"]["Properties"]["EventInvokeConfig"]
+def test_tick_async_failures_go_to_an_encrypted_queue_without_retries(template):
+    config = template["Resources"]["TickFunction"]["Properties"]["EventInvokeConfig"]
     # The next tick is the retry; an asynchronous retry would only overlap the next run.
     assert int(config["MaximumRetryAttempts"]) == 0
     # A tick that waited long (throttled) is stale, not worth running late.

@@ -9,6 +9,15 @@ the invocation's time runs out, the poller waits for it and goes again, so jobs 
 polled more often than the once-a-minute schedule; it stops with a margin before the
 Lambda timeout. Overlapping invocations are safe: every state change is a conditional write.
 
+Shards are the unit of parallel work. The scheduled tick (`fan_out`) sends one SQS message
+per shard of the due index whose lease is free; each message starts one poll invocation
+(`run_shard`) that takes the shard's lease (`POLLER#<k>` in the jobs table), polls only that
+shard within its time, and releases it (or, when it ran out of due jobs early, keeps it
+until it would have ended: idle shards cost no invocations). A message older than the tick
+period is stale and
+dropped; one whose shard is leased is dropped too (its holder covers the shard), so
+overlapping or duplicated ticks only cost a refused lease.
+
 DynamoDB and placement (a synchronous submit, with failover) run in worker threads; the
 event loop only waits on them.
 """
@@ -17,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,6 +54,9 @@ ERROR_BACKOFF_SECONDS = (30, 60, 120, 300, 600)  # a job whose handling raised, 
 OWED_NOTIFICATION_SECONDS = 60  # a notification owed for this long without being queued is swept
 
 
+STALE_MESSAGE_SECONDS = 60  # a shard message older than the tick period: the next tick's turn
+
+
 @dataclass
 class PollReport:
     due: int = 0
@@ -57,6 +70,7 @@ class PollReport:
     errors: int = 0
     stale: int = 0  # index entries skipped: handled in this invocation, not due again since
     notifications_swept: int = 0
+    idle_until: float | None = None  # ended early: nothing was due before this time
     outcomes: dict[str, int] = field(default_factory=dict)
 
     def outcome(self, name: str) -> None:
@@ -96,14 +110,60 @@ class ProviderGate:
 
 
 def run(remaining_ms: Callable[[], int], *, store: JobStore | None = None, http_client: Any = None,
-        now: Callable[[], float] = time.time) -> PollReport:
-    """Entry point for the handler: `remaining_ms` is the Lambda context's clock."""
-    return asyncio.run(_Poller(remaining_ms, store or JobStore(), http_client, now).run())
+        now: Callable[[], float] = time.time, shards: Sequence[int] | None = None) -> PollReport:
+    """Entry point for the handler: `remaining_ms` is the Lambda context's clock; `shards` the
+    due-index shards this invocation polls (None: all of them)."""
+    return asyncio.run(_Poller(remaining_ms, store or JobStore(), http_client, now, shards).run())
+
+
+def fan_out(*, store: JobStore | None = None, now: Callable[[], float] = time.time) -> list[int]:
+    """The tick: one message `{"shard", "sent_at"}` per shard whose lease is free (a leased
+    shard has a running poll invocation). Returns the shards sent."""
+    from motionrelay.infra.queues import send_batch
+
+    store = store or JobStore()
+    current = now()
+    leases = store.shard_leases(range(store.shards))
+    free = [k for k in range(store.shards) if leases.get(k, 0.0) <= current]
+    send_batch(get_settings().poll_shard_queue_url,
+               [{"shard": k, "sent_at": round(current, 3)} for k in free])
+    logger.info("tick", extra={"shards_sent": len(free), "shards_leased": store.shards - len(free)})
+    return free
+
+
+def run_shard(message: dict[str, Any], remaining_ms: Callable[[], int], *, store: JobStore | None = None,
+              http_client: Any = None, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """One shard-fan-out message: poll its shard, under the shard's lease, within this
+    invocation's time. Returns `{"shard", "outcome": "polled" | "stale" | "leased", ...report}`."""
+    store = store or JobStore()
+    shard = int(message["shard"])
+    current = now()
+    if current - float(message["sent_at"]) > STALE_MESSAGE_SECONDS:  # a later tick has the shard
+        return {"shard": shard, "outcome": "stale"}
+    holder = uuid.uuid4().hex
+    if not store.take_shard_lease(shard, holder, current + remaining_ms() / 1000, current):
+        return {"shard": shard, "outcome": "leased"}
+    report = None
+    try:
+        report = run(remaining_ms, store=store, http_client=http_client, now=now, shards=[shard])
+    finally:
+        # Ended early with nothing due before `idle_until`: the shard stays covered until then
+        # (as if this invocation had slept through it), so ticks send no message for an idle
+        # shard, and the next invocation starts where this one's look-ahead ended. Otherwise
+        # (time up, or an error) the shard is free now.
+        if report is not None and report.idle_until is not None:
+            store.take_shard_lease(shard, holder, report.idle_until, now())
+        else:
+            store.release_shard_lease(shard, holder)
+    return {"shard": shard, "outcome": "polled", **report.__dict__}
 
 
 class _Poller:
     def __init__(self, remaining_ms: Callable[[], int], store: JobStore, http_client: Any,
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], shards: Sequence[int] | None = None) -> None:
+        self.shards = None if shards is None else list(shards)
+        # Passed only when set: the store's queries cover every shard by default.
+        self.scope: dict[str, Any] = {} if shards is None else {"shards": self.shards}
         self.remaining_ms = remaining_ms
         self.store = store
         self.http = http_client
@@ -141,9 +201,13 @@ class _Poller:
                     continue
                 # Nothing due now: wait for the next job due within this invocation, if any.
                 horizon = self.now() + self.remaining() - MIN_REQUEST_SECONDS
-                next_at, read = await loop.run_in_executor(None, self.store.next_due_at, horizon)
+                next_at, read = await loop.run_in_executor(
+                    None, partial(self.store.next_due_at, horizon, **self.scope))
                 self.report.items_read += read
                 if next_at is None:
+                    # Nothing due before this invocation would end: it may end now, and what
+                    # it would have covered (up to `horizon`) is the next one's to poll.
+                    self.report.idle_until = round(horizon, 3)
                     break
                 await asyncio.sleep(max(0.0, next_at - self.now()) + 0.05)
         finally:
@@ -157,7 +221,7 @@ class _Poller:
         return self.report
 
     def _read_due(self) -> list[dict[str, Any]]:
-        items = list(self.store.due_jobs(self.now()))
+        items = list(self.store.due_jobs(self.now(), **self.scope))
         self.report.items_read += len(items)
         return items
 
@@ -180,7 +244,7 @@ class _Poller:
         writer died or SQS failed) more than a minute ago. The notifier dedupes by webhook-id."""
         from motionrelay.notify import settle
 
-        for item in self.store.owed_jobs(self.now()):
+        for item in self.store.owed_jobs(self.now(), **self.scope):
             self.report.items_read += 1
             job = self.store.get(item["id"])
             if job is not None and job.phase.terminal:

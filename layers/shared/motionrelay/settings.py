@@ -42,6 +42,8 @@ class Settings:
     provider_base_urls: dict[str, str] = field(default_factory=dict)
     # Client notifications (notify.py); empty = not configured, nothing is enqueued.
     notify_queue_url: str = ""
+    # The tick's one-message-per-shard fan-out (poller.fan_out); empty = not configured.
+    poll_shard_queue_url: str = ""
     poll_concurrency: dict[str, int] = field(default_factory=dict)
     poll_time_scale: float = 1.0
     # After an ambiguous submit (sent, no definite answer): place with the next provider
@@ -87,6 +89,7 @@ def get_settings() -> Settings:
             p: _env(f"MOTIONRELAY_{p.upper()}_BASE_URL").rstrip("/") for p in PROVIDERS
         },
         notify_queue_url=_env("MOTIONRELAY_NOTIFY_QUEUE_URL"),
+        poll_shard_queue_url=_env("MOTIONRELAY_POLL_SHARD_QUEUE_URL"),
         failover_on_ambiguous=_env("MOTIONRELAY_FAILOVER_ON_AMBIGUOUS", "true").lower()
         not in {"0", "false", "no", "off"},
     )

@@ -2,7 +2,8 @@
 
 The providers' pages suggest polling every 1-2 s; a job runs 60-180 s, so that would be
 ~100 requests per job. Instead the next poll is planned from what the provider says (ETA,
-progress) and, failing that, from the typical run time with backoff; jitter spreads jobs
+progress) and, failing that, in proportion to how long the job has run (or with backoff when
+that is unknown); the first poll waits for the typical shortest run; jitter spreads jobs
 that were submitted together. A provider that calls back is polled only as a safety net,
 after the typical run time has passed.
 """
@@ -23,6 +24,10 @@ SAFETY_NET_MAX_SECONDS = 900.0
 ETA_MARGIN_SECONDS = 5.0
 BACKOFF_BASE_SECONDS = 20.0
 BACKOFF_FACTOR = 1.5
+# Without ETA or progress, the next poll comes after this fraction of the time the job has
+# run so far (at least MIN_DELAY_SECONDS): the detection lag stays ~1/10 of the run time
+# at 7-8 polls for a 2-minute job (bench/latency.py, bench/requests_per_job.py).
+ELAPSED_FRACTION = 0.08
 
 
 def _jitter(seconds: float, scale: float) -> float:
@@ -56,6 +61,9 @@ def next_poll_delay(status: ProviderStatus | None, poll_count: int, caps: Capabi
         # Linear extrapolation: what remains takes as long per percent as what was done.
         remaining = running_for * (100 - status.progress) / status.progress
         return _jitter(_clamp(remaining), scale)
+    if status is not None and running_for and running_for > 0:
+        # `running_for` is measured on the (scaled) clock; the schedule is in real seconds.
+        return _jitter(_clamp(ELAPSED_FRACTION * running_for / (scale or 1.0)), scale)
     return _jitter(_clamp(BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, poll_count - 1)), scale)
 
 

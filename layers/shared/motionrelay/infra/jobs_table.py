@@ -24,6 +24,8 @@ JOB_SK = "JOB"
 KEY_SK = "APIKEY"
 UPLOAD_SK = "UPLOAD"
 SECRET_SK = "WEBHOOK_SECRET"  # noqa: S105 - a sort key
+SHARD_LEASE_PREFIX = "POLLER#"
+SHARD_LEASE_SK = "LEASE"
 
 
 def _serializer():
@@ -243,9 +245,60 @@ class JobStore:
     def clear_cooldown(self, provider: str) -> None:
         self.ddb.delete_item(TableName=self.table, Key=self._cooldown_key(provider))
 
-    def owed_jobs(self, now: float, limit: int = 200) -> Iterator[dict[str, Any]]:
+    def _shards(self, shards: Iterable[int] | None) -> list[int]:
+        """The shards a call covers: the ones named (a poller invocation's), else all."""
+        return list(range(self.shards)) if shards is None else [k for k in shards if 0 <= k < self.shards]
+
+    # --- poller shard leases: one poll invocation per shard at a time --------------------
+    @staticmethod
+    def _shard_lease_key(shard: int) -> dict:
+        return {"pk": {"S": f"{SHARD_LEASE_PREFIX}{shard}"}, "sk": {"S": SHARD_LEASE_SK}}
+
+    def take_shard_lease(self, shard: int, holder: str, until: float, now: float) -> bool:
+        """Hold `shard` until `until` unless another holder's lease is still running."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table, Key=self._shard_lease_key(shard),
+                UpdateExpression="SET #holder = :holder, #until = :until, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(pk) OR #until < :now OR #holder = :holder",
+                ExpressionAttributeNames={"#holder": "holder", "#until": "lease_until"},
+                ExpressionAttributeValues={":holder": {"S": holder}, ":until": {"N": f"{until:.3f}"},
+                                           ":now": {"N": f"{now:.3f}"},
+                                           ":expires": {"N": str(int(until + 86400))}},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_shard_lease(self, shard: int, holder: str) -> None:
+        """End `holder`'s lease now (the next tick's invocation may take the shard at once)."""
+        try:
+            self.ddb.delete_item(
+                TableName=self.table, Key=self._shard_lease_key(shard),
+                ConditionExpression="#holder = :holder", ExpressionAttributeNames={"#holder": "holder"},
+                ExpressionAttributeValues={":holder": {"S": holder}},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass  # expired and taken by another invocation meanwhile: theirs now
+
+    def shard_leases(self, shards: Iterable[int]) -> dict[int, float]:
+        """`{shard: lease_until}` of the shards whose lease item exists (expired or not)."""
+        keys = [self._shard_lease_key(k) for k in shards]
+        found: dict[int, float] = {}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes 100 keys
+            request = {self.table: {"Keys": keys[start:start + 100], "ConsistentRead": True}}
+            while request:
+                response = self.ddb.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table, []):
+                    shard = int(item["pk"]["S"][len(SHARD_LEASE_PREFIX):])
+                    found[shard] = float(item.get("lease_until", {"N": "0"})["N"])
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def owed_jobs(self, now: float, limit: int = 200, *, shards: Iterable[int] | None = None
+                  ) -> Iterator[dict[str, Any]]:
         """Terminal jobs whose notification was owed before `now` and is still not queued."""
-        for shard in range(self.shards):
+        for shard in self._shards(shards):
             page = self.ddb.query(
                 TableName=self.table, IndexName=DUE_INDEX, Limit=limit,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :now",
@@ -255,9 +308,10 @@ class JobStore:
             for item in page.get("Items", []):
                 yield from_ddb(item)
 
-    def due_jobs(self, now: float, limit: int = 1000) -> Iterator[dict[str, Any]]:
+    def due_jobs(self, now: float, limit: int = 1000, *, shards: Iterable[int] | None = None
+                 ) -> Iterator[dict[str, Any]]:
         """Jobs whose next poll is due, from the sparse index: reads only what is due."""
-        for shard in range(self.shards):
+        for shard in self._shards(shards):
             kwargs: dict[str, Any] = {
                 "TableName": self.table,
                 "IndexName": DUE_INDEX,
@@ -273,11 +327,11 @@ class JobStore:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def next_due_at(self, horizon: float) -> tuple[float | None, int]:
+    def next_due_at(self, horizon: float, *, shards: Iterable[int] | None = None) -> tuple[float | None, int]:
         """The earliest next poll up to `horizon`, and how many index items were read for it
         (at most one per shard)."""
         earliest, read = None, 0
-        for shard in range(self.shards):
+        for shard in self._shards(shards):
             page = self.ddb.query(
                 TableName=self.table, IndexName=DUE_INDEX, Limit=1, ScanIndexForward=True,
                 KeyConditionExpression="due_shard = :shard AND next_poll_at <= :horizon",
