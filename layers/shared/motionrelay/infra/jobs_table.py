@@ -75,7 +75,7 @@ class JobStore:
         # Unset names are read from the settings when first used, not here: a handler builds
         # its store at import, and nothing may be read before the environment is final.
         self._table = table_name
-        self._shards = shards
+        self._shard_count = shards
         self._ddb = ddb  # an explicit client (the keys CLI targets a stack chosen by flags)
 
     @property
@@ -84,7 +84,7 @@ class JobStore:
 
     @property
     def shards(self) -> int:
-        return self._shards or get_settings().due_shards
+        return self._shard_count or get_settings().due_shards
 
     @property
     def ddb(self):
